@@ -1,0 +1,174 @@
+"""The `builder` command: thin; parses options and calls the stages.
+
+Exit codes: 0 ok, 1 a step failed, 2 bad input (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from builder import __version__
+from builder.errors import BuilderError, InputError
+
+if TYPE_CHECKING:
+    from builder.profile.load import Source
+    from builder.profile.model import Profile
+    from builder.profile.secrets import Secrets
+
+log = logging.getLogger("builder")
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    COMMANDS[fn.__name__.removeprefix("cmd_").replace("_", "-")] = fn
+    return fn
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _load(args: argparse.Namespace) -> tuple[Source, Profile]:
+    from builder.profile.load import parse, resolve
+
+    source = resolve(args.profile)
+    return source, parse(source)
+
+
+def _secrets(source: Source, *, quiet: bool = False) -> Secrets:
+    from builder.profile.secrets import load_or_create
+
+    value, path, created = load_or_create(source)
+    if created and not quiet:
+        say(f"created the cluster's secrets in {path} (mode 0600; keep it, both nodes need the same)")
+    return value
+
+
+@command
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from builder.profile.load import builtin_names
+
+    for name in builtin_names():
+        print(name)
+    return 0
+
+
+@command
+def cmd_validate(args: argparse.Namespace) -> int:
+    source, profile = _load(args)
+    say(f"{source.name}: ok ({profile.cluster.name}: {len(profile.nodes)} nodes, "
+        f"{len(profile.services)} services, release {profile.cluster.release})")
+    return 0
+
+
+@command
+def cmd_render(args: argparse.Namespace) -> int:
+    from builder.render import render
+
+    source, profile = _load(args)
+    tree = render(profile, _secrets(source))
+    tree.write_atomically(Path(args.out))
+    say(f"wrote {len(tree.files)} files to {args.out}")
+    return 0
+
+
+@command
+def cmd_secrets(args: argparse.Namespace) -> int:
+    from builder.profile import secrets
+
+    source, _profile = _load(args)
+    value, path, created = secrets.load_or_create(source)
+    if args.set_smtp_password:
+        if sys.stdin.isatty():
+            password = getpass.getpass("SMTP password (not echoed): ")
+        else:
+            password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise InputError("empty SMTP password", hint="type the relay password, or pipe it on stdin")
+        secrets.write(path, replace(value, smtp_password=password), replace=True)
+        say(f"stored the SMTP password in {path}")
+    else:
+        say(f"{'created' if created else 'using'} {path} (mode 0600; values are never printed)")
+    return 0
+
+
+@command
+def cmd_schema(args: argparse.Namespace) -> int:
+    from builder.profile.reference import json_schema, markdown
+
+    text = markdown() if args.markdown else json_schema()
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="builder",
+        description="Build zero-touch two-node HA appliances (DRBD + heartbeat) from one YAML profile.",
+    )
+    ap.add_argument("--version", action="version", version=f"builder {__version__}")
+    ap.add_argument("--debug", action="store_true", help="show the commands run and tracebacks")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    def profile_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--profile", "-p", required=True,
+                       help="a built-in profile name (see `builder profiles`) or a YAML file")
+
+    add("profiles", "list the built-in profiles")
+    profile_arg(add("validate", "check a profile; exit 2 with every problem if it is wrong"))
+    p = add("render", "write the files every node gets (the staging tree)")
+    profile_arg(p)
+    p.add_argument("--out", "-o", required=True, help="output folder (replaced atomically)")
+    p = add("secrets", "create the cluster's secrets file if absent (values are never printed)")
+    profile_arg(p)
+    p.add_argument("--set-smtp-password", action="store_true",
+                   help="store the alert relay's password (prompted, or read from stdin)")
+    p = add("schema", "print the profile's JSON Schema (for editors) or its reference page")
+    p.add_argument("--markdown", action="store_true", help="the reference page instead of JSON Schema")
+    p.add_argument("--out", "-o", help="write to this file instead of stdout")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except BuilderError as e:
+        say(f"builder: error: {e.message}")
+        if e.hint:
+            say(f"  hint: {e.hint}")
+        if args.debug:
+            raise
+        return e.exit_code
+    except KeyboardInterrupt:
+        say("builder: interrupted")
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        say(f"builder: internal error: {type(e).__name__}: {e}\n  hint: rerun with --debug and report it")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

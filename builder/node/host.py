@@ -1,0 +1,100 @@
+"""Step "host": hostname, /etc/hosts, static addresses (systemd-networkd), time sync."""
+
+from __future__ import annotations
+
+import logging
+
+from builder.node.config import Cluster, Link, Node
+from builder.node.context import Ctx, atomic_write
+
+log = logging.getLogger("clusterctl")
+
+NETWORK_DIR = "/etc/systemd/network"
+HOSTS_BEGIN = "# >>> cluster (managed by clusterctl from /etc/cluster/cluster.json) >>>"
+HOSTS_END = "# <<< cluster <<<"
+CHRONY_SOURCES = "/etc/chrony/sources.d/cluster.sources"
+
+
+def network_path(link: Link) -> str:
+    return f"{NETWORK_DIR}/50-cluster-{link.interface}.network"
+
+
+def render_network(link: Link, public: bool) -> str:
+    lines = [
+        "# Written by clusterctl from /etc/cluster/cluster.json.",
+        "# The cluster's virtual IP is not configured here: heartbeat owns it.",
+        "[Match]",
+        f"Name={link.interface}",
+        "",
+        "[Network]",
+        f"Address={link.address}/{link.prefix}",
+    ]
+    if public:
+        if link.gateway:
+            lines.append(f"Gateway={link.gateway}")
+        lines += [f"DNS={d}" for d in link.dns]
+        # Keep addresses networkd did not make (the VIP that heartbeat's IPaddr2 adds)
+        # when networkd restarts or the link is reconfigured.
+        lines.append("KeepConfiguration=static")
+    else:
+        # Back-to-back cable: no carrier while the peer is off, yet DRBD must be
+        # able to bind its replication address.
+        lines.append("ConfigureWithoutCarrier=yes")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_hosts(existing: str, cluster: Cluster) -> str:
+    """Our block first (first match wins in /etc/hosts), other lines kept."""
+    kept: list[str] = []
+    inside = False
+    for line in existing.splitlines():
+        if line.strip() == HOSTS_BEGIN:
+            inside = True
+        elif line.strip() == HOSTS_END:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    block = [HOSTS_BEGIN]
+    block += [f"{n.public.address}\t{n.name}" for n in cluster.nodes]
+    block += [f"{cluster.vip.address}\t{cluster.name}"]
+    block.append(HOSTS_END)
+    return "\n".join(block + kept) + "\n"
+
+
+def set_hostname(ctx: Ctx, name: str) -> None:
+    atomic_write(ctx.path("/etc/hostname"), name + "\n")
+    current = ctx.path("/proc/sys/kernel/hostname")
+    if current.exists() and current.read_text().strip() == name:
+        return
+    # hostnamectl needs hostnamed (D-Bus); early at boot or without systemd use hostname(1).
+    if not ctx.run(["hostnamectl", "set-hostname", name], check=False).ok:
+        ctx.run(["hostname", name])
+
+
+def apply(ctx: Ctx, cluster: Cluster, node: Node) -> None:
+    set_hostname(ctx, node.name)
+
+    hosts = ctx.path("/etc/hosts")
+    existing = hosts.read_text() if hosts.exists() else ""
+    atomic_write(hosts, render_hosts(existing, cluster))
+
+    for link, public in ((node.public, True), (node.replication, False)):
+        atomic_write(ctx.path(network_path(link)), render_network(link, public))
+    # Always apply, even if the files were already there: a crash may have come
+    # between writing them and the reload.
+    ctx.run(["systemctl", "start", "systemd-networkd.service"])
+    ctx.run(["networkctl", "reload"])
+    for link in (node.public, node.replication):
+        ctx.run(["networkctl", "reconfigure", link.interface])
+
+    changed = False
+    if cluster.time_servers:
+        text = "# Written by clusterctl from /etc/cluster/cluster.json.\n" + "".join(
+            f"server {s} iburst\n" for s in cluster.time_servers
+        )
+        changed = atomic_write(ctx.path(CHRONY_SOURCES), text)
+    # Time sync matters for logs, not for correctness: warn, do not stop.
+    verb = "restart" if changed else "start"
+    if not ctx.run(["systemctl", verb, "chrony.service"], check=False).ok:
+        log.warning("could not %s chrony.service: time is not synchronised", verb)

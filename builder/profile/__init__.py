@@ -1,0 +1,1 @@
+"""The cluster profile: schema, loading and validation, built-ins, secrets."""

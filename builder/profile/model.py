@@ -1,0 +1,213 @@
+"""The cluster profile: every setting declared once, with type, default, bounds and help.
+
+Validation of single values lives here (pydantic). Checks that relate several
+fields (addresses in one subnet, timings that must be ordered, ...) live in
+`checks.py`, in one place, so the error messages stay uniform.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from builder.profile.types import AbsPath, Duration, HostName, IfName, Mac, Size
+
+
+class Model(BaseModel):
+    # extra="forbid" turns a typo in a key into an error instead of a silent default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Cluster(Model):
+    name: HostName = Field(description="Cluster name (a DNS label); names the package `<name>-cluster`.")
+    stack: Literal["heartbeat"] = Field(
+        "heartbeat",
+        description="Cluster stack. `heartbeat` (haresources mode) is the only one so far.",
+    )
+    distribution: Literal["debian"] = Field("debian", description="Node distribution.")
+    release: Literal["trixie", "bookworm"] = Field(
+        "trixie", description="Debian release of the node image: trixie (13) or bookworm (12)."
+    )
+    version: str = Field(
+        "1.0",
+        pattern=r"^[0-9][A-Za-z0-9.+~]*$",
+        description="Version of the cluster package; builds append a build number so a rebuild upgrades.",
+    )
+    mirror: str | None = Field(
+        None,
+        pattern=r"^(https?|file)://\S+$",
+        description="Debian mirror URL for images and tests. Default: the first Debian mirror in the build host's apt sources.",
+    )
+
+
+class Link(Model):
+    interface: IfName | None = Field(
+        None,
+        description="Interface name on the node. With `mac`, the node names the NIC so; without, it must be the kernel's name.",
+    )
+    mac: Mac | None = Field(None, description="MAC address of the NIC; also identifies the node at first boot.")
+    address: IPv4Interface = Field(description="Static address with prefix, e.g. 10.1.1.1/24.")
+
+
+class PublicLink(Link):
+    gateway: IPv4Address | None = Field(None, description="Default gateway on the public LAN.")
+    dns: list[IPv4Address] = Field(default_factory=list, description="DNS servers.")
+
+
+class Node(Model):
+    name: HostName = Field(description="Host name (`uname -n`); DRBD `on` sections and heartbeat `node` lines use it.")
+    public: PublicLink = Field(description="The public LAN link: clients reach the VIP here.")
+    replication: Link = Field(description="The back-to-back link for DRBD replication and heartbeat.")
+
+
+class Vip(Model):
+    address: IPv4Interface = Field(
+        description="Virtual IP with prefix on the public LAN; heartbeat moves it to the active node."
+    )
+
+
+class Backing(Model):
+    kind: Literal["partition", "disk"] = Field(
+        "partition",
+        description="`partition`: created at first boot in the disk's free space (systemd-repart); `disk`: a whole disk per node.",
+    )
+    size: Size = Field(
+        1 << 30,
+        ge=64 << 20,
+        description="Size of the DRBD partition (kind=partition), e.g. 20G. At least 64M.",
+    )
+    disks: dict[str, AbsPath] = Field(
+        default_factory=dict,
+        description="kind=disk: node name -> whole disk, e.g. {kava1: /dev/disk/by-id/...}. Prefer stable /dev/disk/by-* names.",
+    )
+
+
+SB0 = Literal[
+    "disconnect", "discard-younger-primary", "discard-older-primary",
+    "discard-zero-changes", "discard-least-changes",
+]
+SB1 = Literal["disconnect", "consensus", "discard-secondary", "call-pri-lost-after-sb"]
+SB2 = Literal["disconnect", "call-pri-lost-after-sb"]
+
+
+class Drbd(Model):
+    resource: str = Field("r0", pattern=r"^[a-z][a-z0-9_]{0,30}$", description="DRBD resource name.")
+    minor: int = Field(0, ge=0, le=255, description="Device minor: /dev/drbd<minor>.")
+    port: int = Field(7788, ge=1024, le=65535, description="TCP port for replication.")
+    protocol: Literal["A", "B", "C"] = Field("C", description="Replication protocol; C = synchronous (no acked write lost).")
+    backing: Backing = Field(default_factory=Backing, description="Where the replicated data lives on each node.")
+    filesystem: Literal["ext4", "xfs"] = Field("ext4", description="Filesystem made once on the DRBD device.")
+    mount: AbsPath = Field("/replica", description="Mount point of the replicated filesystem.")
+    resync_rate: str = Field("100M", pattern=r"^[0-9]+[KMG]?$", description="Resync rate limit (bytes/s, DRBD units).")
+    after_sb_0pri: SB0 = Field("discard-zero-changes", description="Split-brain policy with no primary.")
+    after_sb_1pri: SB1 = Field("discard-secondary", description="Split-brain policy with one primary.")
+    after_sb_2pri: SB2 = Field("disconnect", description="Split-brain policy with two primaries.")
+    rr_conflict: Literal["disconnect", "call-pri-lost"] = Field("disconnect", description="Resync-role conflict policy.")
+    on_io_error: Literal["detach", "pass_on", "call-local-io-error"] = Field(
+        "detach", description="On a lower-level I/O error: detach keeps serving from the peer (diskless)."
+    )
+    fencing: Literal["resource-only", "dont-care"] = Field(
+        "resource-only",
+        description="resource-only: heartbeat's dopd outdates the peer before promotion, so stale data never goes primary.",
+    )
+    wfc_timeout: Duration = Field(15_000, ge=0, description="drbd.service start: wait for the peer this long (0 = forever).")
+    degr_wfc_timeout: Duration = Field(60_000, ge=0, description="Same, when the cluster was degraded before the reboot.")
+    peer_timeout: Duration = Field(
+        300_000,
+        ge=10_000,
+        description="First boot: how long the preferred node waits for its peer before going on alone.",
+    )
+
+
+class Heartbeat(Model):
+    keepalive: Duration = Field(500, ge=100, description="Interval between heartbeats.")
+    warntime: Duration = Field(2_000, ge=200, description="Log a late heartbeat after this long.")
+    deadtime: Duration = Field(4_000, ge=500, description="Declare the peer dead after this long without heartbeats.")
+    initdead: Duration = Field(30_000, ge=1_000, description="At start, wait this long for the peer (boot jitter).")
+    udpport: int = Field(694, ge=1, le=65535, description="UDP port of heartbeat packets.")
+    media: Literal["ucast", "bcast"] = Field("ucast", description="How heartbeats travel on the replication link.")
+    public_path: bool = Field(
+        True,
+        description="Also send heartbeats over the public link, so one cut cable is not a split brain.",
+    )
+    auto_failback: bool = Field(True, description="Move resources back to the preferred node when it returns.")
+    ping: list[IPv4Address] = Field(
+        default_factory=list,
+        description="Ping nodes (e.g. the gateway): ipfail moves resources away from a node that lost them.",
+    )
+
+
+class Probe(Model):
+    tcp: int | None = Field(None, ge=1, le=65535, description="Healthy when this TCP port accepts a connection.")
+    udp_sip: int | None = Field(None, ge=1, le=65535, description="Healthy when a SIP OPTIONS on this UDP port gets a reply.")
+    command: list[str] | None = Field(None, min_length=1, description="Healthy when this command exits 0.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Probe:
+        given = [k for k in ("tcp", "udp_sip", "command") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of tcp, udp_sip, command")
+        return self
+
+
+class Packages(Model):
+    deb: list[str] = Field(default_factory=list, description="Debian package names.")
+    rpm: list[str] = Field(default_factory=list, description="RPM package names.")
+
+
+class Service(Model):
+    name: HostName = Field(description="Short name; heartbeat's resource script is /etc/ha.d/resource.d/<name>.")
+    unit: str = Field(pattern=r"^[A-Za-z0-9@_.:-]+\.service$", description="The systemd unit heartbeat starts.")
+    packages: Packages = Field(default_factory=Packages, description="Packages that provide the service.")
+    state: list[AbsPath] = Field(
+        default_factory=list,
+        description="Paths moved once onto the replicated filesystem and left as symlinks.",
+    )
+    probe: Probe | None = Field(None, description="How the health check knows the service answers.")
+
+
+class Smtp(Model):
+    host: str = Field(pattern=r"^[A-Za-z0-9.-]+$", description="SMTP relay host.")
+    port: int = Field(587, ge=1, le=65535, description="SMTP relay port.")
+    starttls: bool = Field(True, description="Use STARTTLS.")
+    tls_trust_file: AbsPath = Field(
+        "/etc/ssl/certs/ca-certificates.crt", description="CA bundle that signs the relay's certificate."
+    )
+    user: str | None = Field(None, description="SMTP user; the password is in the secrets file.")
+
+
+class Alerts(Model):
+    recipients: list[str] = Field(min_length=1, description="Who gets alert mail.")
+    sender: str = Field(description="From: address of alert mail.")
+    smtp: Smtp = Field(description="The mail relay.")
+    reminder: Duration = Field(3_600_000, ge=60_000, description="Repeat a persisting problem this often.")
+
+
+class Profile(Model):
+    cluster: Cluster = Field(description="Cluster identity and target distribution.")
+    nodes: list[Node] = Field(description="The nodes, in order of preference: the first is the master.")
+    vip: Vip = Field(description="The virtual IP clients use.")
+    drbd: Drbd = Field(default_factory=Drbd, description="The replicated disk.")
+    heartbeat: Heartbeat = Field(default_factory=Heartbeat, description="Membership and failover timing.")
+    services: list[Service] = Field(default_factory=list, description="Services heartbeat runs on the active node, in start order.")
+    alerts: Alerts | None = Field(None, description="Email alerts; none when omitted.")
+    time_servers: list[str] = Field(
+        default_factory=lambda: ["2.debian.pool.ntp.org"],
+        description="NTP servers for chrony.",
+    )
+    packages: list[str] = Field(default_factory=list, description="Extra Debian packages for the image.")
+    ssh_authorized_keys: list[str] = Field(default_factory=list, description="SSH public keys for root.")
+    root_password_hash: str | None = Field(
+        None,
+        pattern=r"^\$(y|gy|7|2[abxy]|5|6)\$\S+$",
+        description="crypt(3) hash for root (`mkpasswd -m yescrypt`); root is locked when omitted.",
+    )
+
+    @property
+    def preferred(self) -> Node:
+        return self.nodes[0]
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)

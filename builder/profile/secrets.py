@@ -1,0 +1,87 @@
+"""Per-cluster secrets: generated, 0600, never printed.
+
+The file lives beside the profile (`<profile>.secrets`), or for a built-in
+profile in the user's state folder. Both nodes need the same values, so they are
+generated once on the build host and shipped 0600 root-only in the package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as rnd
+import stat
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from builder.errors import InputError
+from builder.profile.load import Source
+
+
+@dataclass(frozen=True, repr=False)
+class Secrets:
+    # heartbeat's strongest authkeys method is sha1 (an HMAC): a 256-bit random key.
+    heartbeat_key: str
+    # DRBD's shared-secret, used with cram-hmac-alg sha256; DRBD allows < 64 chars.
+    drbd_secret: str
+    smtp_password: str = ""
+
+    def __repr__(self) -> str:  # never leak into logs or tracebacks
+        return "Secrets(<hidden>)"
+
+    def values(self) -> list[str]:
+        return [v for v in asdict(self).values() if v]
+
+
+def state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "builder"
+
+
+def secrets_path(source: Source) -> Path:
+    if source.path is not None:
+        return source.path.with_name(source.path.name.rsplit(".", 1)[0] + ".secrets")
+    return state_dir() / f"{source.ref}.secrets"
+
+
+def generate() -> Secrets:
+    return Secrets(heartbeat_key=rnd.token_hex(32), drbd_secret=rnd.token_hex(24))
+
+
+def load(path: Path) -> Secrets:
+    st = path.stat()
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise InputError(
+            f"secrets file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o})",
+            hint=f"chmod 600 {path}",
+        )
+    try:
+        data = json.loads(path.read_text())
+        return Secrets(**data)
+    except (ValueError, TypeError):
+        raise InputError(f"secrets file {path} is damaged", hint="restore it from a backup; both nodes need the same secrets") from None
+
+
+def write(path: Path, value: Secrets, *, replace: bool = False) -> None:
+    """Create the file 0600 from the start (no window where it is readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(value), f, indent=2)
+        f.write("\n")
+    if not replace and path.exists():
+        tmp.unlink()
+        raise InputError(f"secrets file {path} already exists")
+    tmp.replace(path)
+
+
+def load_or_create(source: Source) -> tuple[Secrets, Path, bool]:
+    """The cluster's secrets; creates them on first use. Returns (secrets, path, created)."""
+    path = secrets_path(source)
+    if path.exists():
+        return load(path), path, False
+    value = generate()
+    write(path, value)
+    return value, path, True

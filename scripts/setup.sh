@@ -1,0 +1,66 @@
+#!/bin/bash
+# Set up a Debian 12 (bookworm) or 13 (trixie) host, as root, for everything
+# builder does: the host tools its tests and stages call, and a venv with
+# builder itself. Idempotent: rerun it any time (CI does, on every run).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: run as root (it installs Debian packages)" >&2
+    exit 1
+fi
+# shellcheck source=/dev/null
+. /etc/os-release
+case "${VERSION_CODENAME:-}" in
+    bookworm|trixie) ;;
+    *) echo "setup: needs Debian 12 (bookworm) or 13 (trixie), this is ${PRETTY_NAME:-unknown}" >&2; exit 1 ;;
+esac
+
+# Host tools, by the stage that needs them.
+packages=(
+    # build side: python and the venv
+    python3 python3-venv python3-pip git make
+    # real tools that check the rendered configs
+    drbd-utils heartbeat shellcheck systemd util-linux iproute2
+    # packaging: deb, rpm, repositories, acceptance roots, builder's own .deb
+    dpkg-dev fakeroot lintian rpm rpmlint createrepo-c apt-utils mmdebstrap
+    python3-stdeb python3-all dh-python debhelper gnupg zstd
+    # images and the lab
+    qemu-system-x86 qemu-utils ovmf xorriso e2fsprogs fdisk systemd-container curl
+    # alerts: the mail client the nodes use, and a real SMTP server for tests
+    msmtp python3-aiosmtpd openssl
+    # lab clients: SQL through the VIP
+    mariadb-client
+)
+
+stamp=/var/lib/builder/setup-apt.stamp
+want=$(printf '%s\n' "${packages[@]}" | sort | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
+    echo "setup: installing host packages (${#packages[@]})"
+    export DEBIAN_FRONTEND=noninteractive
+    # Third-party sources on a host may be unreachable; Debian's must work.
+    apt-get update -q || echo "setup: apt-get update reported errors; continuing with what is reachable" >&2
+    # Nothing we install may start a daemon on the build host (heartbeat, drbd).
+    apt-get install -y -q --no-install-recommends "${packages[@]}"
+    mkdir -p "$(dirname "$stamp")"
+    echo "$want" > "$stamp"
+fi
+
+# mkosi for images: from Debian 13's package, or unpacked privately on 12.
+if [ -x scripts/setup-mkosi.sh ]; then
+    scripts/setup-mkosi.sh
+fi
+
+# The venv always uses Debian's python3, not whatever comes first on PATH.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
+    /usr/bin/python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import builder, pydantic, pytest, ruff' 2>/dev/null \
+        || [ pyproject.toml -nt .venv/.installed ]; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[dev]'
+    touch .venv/.installed
+fi
+echo "setup: ok ($(.venv/bin/builder --version), Debian ${VERSION_CODENAME})"
