@@ -59,8 +59,11 @@ def outputs(p: Profile) -> Iterator[Output]:
     yield Output("base/etc/ha.d/haresources.j2", "/etc/ha.d/haresources")
     yield Output("base/etc/ha.d/authkeys.j2", "/etc/ha.d/authkeys", 0o600, secret=True)
     for svc in p.services:
+        setup = setup_path(svc)
         yield Output("base/etc/ha.d/resource.d/service.j2", f"/etc/ha.d/resource.d/{svc.name}", 0o755,
-                     extra=(("svc", svc),))
+                     extra=(("svc", svc), ("setup", setup)))
+        if setup:
+            yield Output(f"services/{svc.name}/setup.sh.j2", setup, 0o700, secret=True, extra=(("svc", svc),))
     yield Output("base/etc/cron.d/cluster-health.j2", "/etc/cron.d/cluster-health")
     yield Output("base/etc/chrony/sources.d/cluster.sources.j2", "/etc/chrony/sources.d/cluster.sources")
     if p.alerts:
@@ -83,8 +86,19 @@ def outputs(p: Profile) -> Iterator[Output]:
         yield from _service_overlay(svc)
 
 
+def setup_path(svc: Service) -> str | None:
+    """A service's once-per-cluster setup (overlays/services/<name>/setup.sh.j2), if it has one.
+
+    Its resource script runs it after the service's first start on the replicated
+    filesystem, and leaves a marker there so it never runs again, on either node.
+    """
+    if (OVERLAYS / "services" / svc.name / "setup.sh.j2").is_file():
+        return f"/usr/lib/cluster/setup/{svc.name}"
+    return None
+
+
 def _service_overlay(svc: Service) -> Iterator[Output]:
-    """Optional per-service files: overlays/services/<name>/... (e.g. kamailio.cfg)."""
+    """Optional per-service files: overlays/services/<name>/<node path>.j2 (e.g. kamailio-local.cfg)."""
     root = OVERLAYS / "services" / svc.name
     if not root.is_dir():
         return
@@ -94,7 +108,7 @@ def _service_overlay(svc: Service) -> Iterator[Output]:
         for entry in sorted(folder.iterdir(), key=lambda e: e.name):
             if entry.is_dir():
                 stack.append((entry, dest / entry.name))
-            elif entry.name.endswith(".j2"):
+            elif entry.name.endswith(".j2") and entry.name != "setup.sh.j2":
                 rel = f"services/{svc.name}{dest / entry.name}"
                 yield Output(rel, str(dest / entry.name.removesuffix(".j2")), extra=(("svc", svc),))
 
@@ -171,6 +185,7 @@ def render(p: Profile, s: Secrets) -> Tree:
         "p": p, "s": s, "d": p.drbd, "hb": p.heartbeat, "a": p.alerts,
         "fmt": format_duration, "ifname": ifname,
         "backing_disk": lambda n: backing_disk(p, n),
+        "service_names": [svc.name for svc in p.services],
     }
     files = [
         StagedFile(PurePosixPath(o.dest), env.get_template(o.template).render(base | dict(o.extra)).encode(),

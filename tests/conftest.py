@@ -18,6 +18,7 @@ FAKE_SECRETS = Secrets(
     heartbeat_key="FAKE0heartbeat0key0for0tests0only0000000000000000000000000000000",
     drbd_secret="FAKE-drbd-secret-for-tests-only",
     smtp_password="FAKE-smtp-password-for-tests",
+    db_password="FAKE-db-password-for-tests",
 )
 
 

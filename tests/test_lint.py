@@ -20,6 +20,6 @@ def test_mypy() -> None:
 
 
 def test_shellcheck_project_scripts() -> None:
-    scripts = sorted(str(p) for p in (REPO / "scripts").glob("*.sh")) + [str(REPO / ".ci" / "run")]
+    scripts = [*sorted(str(p) for p in (REPO / "scripts").glob("*.sh")), str(REPO / ".ci" / "run")]
     proc = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout

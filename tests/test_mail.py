@@ -6,7 +6,7 @@ import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes
 from pathlib import Path
 
@@ -59,7 +59,7 @@ def _msmtprc(tmp_path: Path, port: int, cert: Path, password: str) -> Path:
     data = pbx_ha_data()
     data["alerts"]["smtp"] = {"host": "localhost", "port": port, "starttls": True, "tls_trust_file": str(cert),
                               "user": "pbx-ha@example.invalid"}
-    secrets = FAKE_SECRETS.__class__(FAKE_SECRETS.heartbeat_key, FAKE_SECRETS.drbd_secret, password)
+    secrets = replace(FAKE_SECRETS, smtp_password=password)
     tree = render(load_profile(str(write_profile(tmp_path, data))), secrets)
     # The rendered files, with the aliases path pointed at the rendered aliases.
     aliases = tmp_path / "aliases"

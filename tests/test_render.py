@@ -43,12 +43,14 @@ def test_golden_pbx_ha(tree: Tree) -> None:
 
 def test_secrets_are_root_only(staged: Path, tree: Tree) -> None:
     secret_files = {str(f.path) for f in tree if f.secret}
-    assert secret_files == {"/etc/ha.d/authkeys", "/etc/drbd.d/r0.res", "/etc/msmtprc"}
+    assert secret_files == {"/etc/ha.d/authkeys", "/etc/drbd.d/r0.res", "/etc/msmtprc", "/usr/lib/cluster/setup/mariadb"}
     for path in secret_files:
-        assert stat.S_IMODE((staged / path.lstrip("/")).stat().st_mode) == 0o600, path
+        mode = stat.S_IMODE((staged / path.lstrip("/")).stat().st_mode)
+        assert mode in (0o600, 0o700), (path, oct(mode))
     assert FAKE_SECRETS.heartbeat_key in (staged / "etc/ha.d/authkeys").read_text()
     assert FAKE_SECRETS.drbd_secret in (staged / "etc/drbd.d/r0.res").read_text()
     assert FAKE_SECRETS.smtp_password in (staged / "etc/msmtprc").read_text()
+    assert FAKE_SECRETS.db_password in (staged / "usr/lib/cluster/setup/mariadb").read_text()
     # ...and no secret anywhere else.
     for f in tree:
         if not f.secret:

@@ -11,7 +11,7 @@ import json
 import os
 import secrets as rnd
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from builder.errors import InputError
@@ -25,6 +25,8 @@ class Secrets:
     # DRBD's shared-secret, used with cram-hmac-alg sha256; DRBD allows < 64 chars.
     drbd_secret: str
     smtp_password: str = ""
+    # The services' database password (pbx-ha: MariaDB user `pbx`, from the LAN).
+    db_password: str = ""
 
     def __repr__(self) -> str:  # never leak into logs or tracebacks
         return "Secrets(<hidden>)"
@@ -44,8 +46,11 @@ def secrets_path(source: Source) -> Path:
     return state_dir() / f"{source.ref}.secrets"
 
 
+GENERATED = ("heartbeat_key", "drbd_secret", "db_password")
+
+
 def generate() -> Secrets:
-    return Secrets(heartbeat_key=rnd.token_hex(32), drbd_secret=rnd.token_hex(24))
+    return Secrets(heartbeat_key=rnd.token_hex(32), drbd_secret=rnd.token_hex(24), db_password=rnd.token_hex(16))
 
 
 def load(path: Path) -> Secrets:
@@ -81,7 +86,12 @@ def load_or_create(source: Source) -> tuple[Secrets, Path, bool]:
     """The cluster's secrets; creates them on first use. Returns (secrets, path, created)."""
     path = secrets_path(source)
     if path.exists():
-        return load(path), path, False
+        value = load(path)
+        missing = {k: getattr(generate(), k) for k in GENERATED if not getattr(value, k)}
+        if missing:  # a file from an older builder: add the new secrets, keep the old ones
+            value = replace(value, **missing)
+            write(path, value, replace=True)
+        return value, path, False
     value = generate()
     write(path, value)
     return value, path, True

@@ -1,0 +1,1 @@
+"""The QEMU lab: both nodes booted from the image, in a private network namespace."""

@@ -1,0 +1,149 @@
+"""One lab node: a QEMU process inside the lab's namespace.
+
+The node boots from a copy-on-write overlay of the shared image (larger than the
+image: first boot makes the DRBD partition in the free space). Its identity is
+given the way a user would on a VM: an SMBIOS type 11 systemd credential.
+Consoles go to one file per boot; ttyS1 is the node's read-only status port.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.errors import BuilderError
+from builder.lab.net import LabNetwork
+from builder.run import run
+
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
+@dataclass
+class VmSpec:
+    name: str
+    image: Path
+    workdir: Path
+    nics: list[tuple[str, str]]  # (tap, mac)
+    credentials: dict[str, str] = field(default_factory=dict)
+    memory_mb: int = 1536
+    cpus: int = 2
+    disk_size: str = "8G"
+    accel: str = "tcg"
+
+
+class Vm:
+    def __init__(self, spec: VmSpec, net: LabNetwork) -> None:
+        self.spec = spec
+        self.net = net
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.boots = 0
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def disk(self) -> Path:
+        return self.spec.workdir / "disk.qcow2"
+
+    @property
+    def status_socket(self) -> Path:
+        return self.spec.workdir / "status.sock"
+
+    @property
+    def console(self) -> Path:
+        return self.spec.workdir / f"console-{self.boots}.log"
+
+    def prepare(self) -> None:
+        """The node's own disk (an overlay over the shared image) and UEFI variables."""
+        if not self.disk.exists():
+            run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", self.spec.image.absolute(),
+                 self.disk, self.spec.disk_size])
+        vars_fd = self.spec.workdir / "OVMF_VARS.fd"
+        if not vars_fd.exists():
+            shutil.copyfile(OVMF_VARS, vars_fd)
+
+    def argv(self) -> list[str]:
+        s = self.spec
+        accel = "tcg,thread=multi,tb-size=512" if s.accel == "tcg" else s.accel
+        argv = [
+            "qemu-system-x86_64", "-name", s.name, "-machine", "q35", "-accel", accel,
+            "-cpu", "max" if s.accel == "tcg" else "host", "-smp", str(s.cpus), "-m", str(s.memory_mb),
+            "-nodefaults", "-display", "none", "-no-user-config",
+            "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,file={s.workdir / 'OVMF_VARS.fd'}",
+            "-drive", f"if=virtio,format=qcow2,file={self.disk},cache=unsafe,discard=unmap",
+            "-chardev", f"file,id=console,path={self.console}",
+            "-serial", "chardev:console",
+            "-chardev", f"socket,id=status,path={self.status_socket},server=on,wait=off",
+            "-serial", "chardev:status",
+            "-qmp", f"unix:{s.workdir / 'qmp.sock'},server=on,wait=off",
+            "-device", "virtio-rng-pci",
+        ]
+        for i, (tap, mac) in enumerate(s.nics):
+            argv += ["-netdev", f"tap,id=n{i},ifname={tap},script=no,downscript=no",
+                     "-device", f"virtio-net-pci,netdev=n{i},mac={mac}"]
+        for key, value in s.credentials.items():
+            argv += ["-smbios", f"type=11,value=io.systemd.credential:{key}={value}"]
+        return argv
+
+    def start(self) -> None:
+        self.prepare()
+        self.boots += 1
+        self.status_socket.unlink(missing_ok=True)
+        with open(self.spec.workdir / f"qemu-{self.boots}.log", "wb") as log:  # QEMU keeps its own copy
+            self.proc = self.net.popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not self.status_socket.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = (self.spec.workdir / f"qemu-{self.boots}.log").read_text(errors="replace")[-2000:]
+                raise BuilderError(f"QEMU for {self.spec.name} did not start:\n{tail}")
+            time.sleep(0.2)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> float:
+        """SIGKILL: a power cut. Returns the monotonic time of the kill."""
+        assert self.proc is not None
+        t = time.monotonic()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()  # reap: kill(pid, 0) succeeds on a zombie
+        return t
+
+    def stop(self) -> None:
+        if self.running():
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait()
+
+    def console_text(self) -> str:
+        try:
+            return self.console.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def ask(self, command: str, timeout: float = 30) -> dict:
+        """One request on the node's status port; the node answers one JSON line."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.status_socket))
+            sock.sendall(command.encode() + b"\n")
+            buf = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+                for line in buf.split(b"\n"):
+                    line = line.strip()
+                    if line.startswith(b"{") and line.endswith(b"}"):
+                        try:
+                            return json.loads(line)
+                        except ValueError:
+                            continue
+        raise BuilderError(f"{self.spec.name}: no answer on the status port")
