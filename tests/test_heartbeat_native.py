@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-# Each boots two heartbeat daemons and waits out real timeouts: ~40 s apiece.
-pytestmark = pytest.mark.slow
-
 from builder.lab.native import NativeCluster, failover_figures
 from builder.profile.load import load_profile
 from builder.render import render
 from tests.conftest import FAKE_SECRETS
+
+# Each boots two heartbeat daemons and waits out real timeouts: ~40 s apiece.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
