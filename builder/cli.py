@@ -111,6 +111,88 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_package(args: argparse.Namespace) -> int:
+    from builder.packaging.build import build_packages, formats_from
+    from builder.render import render
+
+    source, profile = _load(args)
+    formats = formats_from(args.format)
+    tree = render(profile, _secrets(source))
+    for path in build_packages(profile, tree, formats, Path(args.out), args.build_number):
+        print(path)
+    return 0
+
+
+@command
+def cmd_repo(args: argparse.Namespace) -> int:
+    from builder.packaging.build import FORMATS, build_packages
+    from builder.packaging.repo import build_repo
+    from builder.render import render
+
+    source, profile = _load(args)
+    out = Path(args.out)
+    tree = render(profile, _secrets(source))
+    packages = build_packages(profile, tree, FORMATS, out / "packages", args.build_number)
+    repo = build_repo(packages, out)
+    say(f"apt: deb [trusted=yes] file:{repo / 'apt'} ./   yum: baseurl=file://{repo / 'yum'}")
+    return 0
+
+
+@command
+def cmd_image(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from builder.image.build import build_image, parse_formats
+    from builder.image.progress import Stages
+    from builder.packaging.build import build_packages
+    from builder.render import render
+
+    source, profile = _load(args)
+    formats = parse_formats(args.format)
+    if args.node and args.node not in {n.name for n in profile.nodes}:
+        raise InputError(f"--node {args.node}: not a node of {profile.cluster.name}",
+                         hint=f"use one of: {', '.join(n.name for n in profile.nodes)}")
+    stages = Stages()
+    stages("Building the cluster package")
+    tree = render(profile, _secrets(source, quiet=False))
+    with tempfile.TemporaryDirectory(prefix="builder-debs-") as tmp:
+        debs = build_packages(profile, tree, ("deb",), Path(tmp), args.build_number)
+        outputs = build_image(profile, debs, Path(args.out), formats,
+                              Path(args.cache_dir) if args.cache_dir else None, args.node, stages)
+    stages.finish("image ready")
+    for path in outputs:
+        print(path)
+    return 0
+
+
+@command
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import shutil
+
+    from builder.image.mkosi_tool import find_mkosi
+
+    problems = 0
+    for tool, why in (("drbdadm", "checks DRBD configs"), ("shellcheck", "checks scripts"),
+                      ("dpkg-deb", "builds .deb"), ("rpmbuild", "builds .rpm"), ("lintian", "checks .deb"),
+                      ("rpmlint", "checks .rpm"), ("createrepo_c", "yum repositories"),
+                      ("apt-ftparchive", "apt repositories"), ("mmdebstrap", "acceptance roots"),
+                      ("qemu-img", "qcow2 images"), ("qemu-system-x86_64", "boot tests and the lab"),
+                      ("msmtp", "alert mail tests")):
+        path = shutil.which(tool)
+        print(f"{'ok  ' if path else 'MISSING'} {tool:20} {path or ''}  ({why})")
+        problems += path is None
+    try:
+        mkosi = find_mkosi()
+        print(f"ok   mkosi                {mkosi.describe()}")
+    except BuilderError as e:
+        print(f"MISSING mkosi: {e.message}")
+        problems += 1
+    if problems:
+        raise BuilderError(f"{problems} tool(s) missing", hint="run `bash scripts/setup.sh` as root")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="builder",
@@ -141,6 +223,20 @@ def parser() -> argparse.ArgumentParser:
     p = add("schema", "print the profile's JSON Schema (for editors) or its reference page")
     p.add_argument("--markdown", action="store_true", help="the reference page instead of JSON Schema")
     p.add_argument("--out", "-o", help="write to this file instead of stdout")
+    for name, help_ in (("package", "build the cluster package (.deb and/or .rpm)"),
+                        ("repo", "build the packages and an apt + yum repository holding them"),
+                        ("image", "build the bootable node image (raw, qcow2) with mkosi")):
+        p = add(name, help_)
+        profile_arg(p)
+        p.add_argument("--out", "-o", default="out", help="output folder (default: out)")
+        p.add_argument("--build-number", help="package build number (default: UTC timestamp, so rebuilds upgrade)")
+        if name == "package":
+            p.add_argument("--format", "-f", default="all", choices=("deb", "rpm", "all"))
+        if name == "image":
+            p.add_argument("--format", "-f", default="all", choices=("raw", "qcow2", "all"))
+            p.add_argument("--cache-dir", help="mkosi caches (default: ~/.cache/builder/mkosi)")
+            p.add_argument("--node", help="bake this node's identity into the image (default: found at first boot)")
+    add("doctor", "say which host tools builder found and what is missing")
     return ap
 
 

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from builder.packaging import docs
-from builder.packaging.model import STATE_DIR, Package
+from builder.packaging.model import DISPLACED, STATE_DIR, Package
 from builder.run import run
 from builder.staging import StagedFile
 
@@ -40,13 +40,12 @@ def deb_files(pkg: Package) -> list[StagedFile]:
 
 def control_files(pkg: Package, files: list[StagedFile]) -> dict[str, tuple[str, int]]:
     """DEBIAN/<name> -> (text, mode)."""
-    size_kib = sum((len(f.data) + 1023) // 1024 for f in files) + len(
-        {p for f in files for p in f.path.parents}
-    )
+    size_kib = sum((len(f.data) + 1023) // 1024 for f in files) + len({p for f in files for p in f.path.parents})
     values = {
         "pkg": pkg,
         "installed_size": size_kib,
         "state_dir": STATE_DIR,
+        "displaced_owner": DISPLACED,
         "purge_dirs": top_dirs(pkg.owned_dirs, "/etc"),
         "agent_dirs": top_dirs(pkg.owned_dirs, "/usr"),
     }
@@ -54,11 +53,7 @@ def control_files(pkg: Package, files: list[StagedFile]) -> dict[str, tuple[str,
         "control": (docs.render("debian/control.j2", **values), 0o644),
         "conffiles": ("".join(f"{p}\n" for p in pkg.conffiles), 0o644),
         "md5sums": (
-            "".join(
-                f"{hashlib.md5(f.data).hexdigest()}  {str(f.path)[1:]}\n"
-                for f in files
-                if not f.is_conffile
-            ),
+            "".join(f"{hashlib.md5(f.data).hexdigest()}  {str(f.path)[1:]}\n" for f in files if not f.is_conffile),
             0o644,
         ),
     }

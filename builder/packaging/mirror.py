@@ -15,8 +15,7 @@ from builder.errors import BuilderError
 
 # Debian suites; a source whose suite is not one of these is a third-party repo.
 CODENAMES = frozenset(
-    {"buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "stable", "testing",
-     "unstable", "oldstable"}
+    {"buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "stable", "testing", "unstable", "oldstable"}
 )
 
 

@@ -20,15 +20,34 @@ from builder.staging import StagedFile, Tree
 
 # Same dependency in Debian and RPM naming; the mail agent differs most.
 BASE_DEB_DEPENDS = (
-    "heartbeat", "drbd-utils", "python3", "chrony", "cron",
-    "msmtp-mta | mail-transport-agent", "systemd",
-)  # fmt: skip
-BASE_RPM_REQUIRES = ("heartbeat", "drbd-utils", "python3", "chrony", "cronie", "msmtp", "systemd")
+    "heartbeat",
+    "drbd-utils",
+    "python3",
+    "chrony",
+    "cron",
+    "msmtp-mta | mail-transport-agent",
+    "systemd",
+)
+# crontabs owns /etc/cron.d on RPM distributions (cronie pulls it in, rpmlint wants it named).
+BASE_RPM_REQUIRES = (
+    "heartbeat",
+    "drbd-utils",
+    "python3",
+    "chrony",
+    "cronie",
+    "crontabs",
+    "msmtp",
+    "systemd",
+)
 
 FIRSTBOOT_UNIT = "cluster-firstboot.service"
 # heartbeat's own postinst enables these; the node agent starts heartbeat after provisioning.
 HA_UNITS = ("heartbeat.service", "logd.service")
 STATE_DIR = "/var/lib/cluster"
+# Files the tree replaces although another package ships them (path -> owner).
+# drbd-utils' global_common.conf carries DRBD 9 options the 8.4 parser rejects,
+# and drbd.conf includes it by this name: ours must take its place.
+DISPLACED = {"/etc/drbd.d/global_common.conf": "drbd-utils"}
 UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system")
 _BUILD = re.compile(r"^[0-9][0-9A-Za-z.]*$")
 _PLAIN_PATH = re.compile(r"^/[A-Za-z0-9@_.+:/-]+$")
@@ -66,6 +85,10 @@ class Package:
         return tuple(str(f.path) for f in self.files if f.is_conffile)
 
     @property
+    def displaced(self) -> tuple[str, ...]:
+        return tuple(str(f.path) for f in self.files if str(f.path) in DISPLACED)
+
+    @property
     def secrets(self) -> tuple[str, ...]:
         return tuple(str(f.path) for f in self.files if f.secret)
 
@@ -73,12 +96,7 @@ class Package:
     def owned_dirs(self) -> tuple[str, ...]:
         """Directories only this package creates: those with "cluster" in their path.
         Shared ones (/etc/ha.d, /usr/sbin) belong to other packages or the base system."""
-        dirs = {
-            str(p)
-            for f in self.files
-            for p in f.path.parents
-            if any("cluster" in part for part in p.parts[1:])
-        }
+        dirs = {str(p) for f in self.files for p in f.path.parents if any("cluster" in part for part in p.parts[1:])}
         return tuple(sorted(dirs))
 
     @property
@@ -108,7 +126,7 @@ def package_model(profile: Profile, tree: Tree, build: str | None = None) -> Pac
             f"the staging tree has no {FIRSTBOOT_UNIT}",
             hint="render the profile with `builder render` and package that tree",
         )
-    services = [s for s in profile.services]
+    services = profile.services
     deb = [*BASE_DEB_DEPENDS, *(p for s in services for p in s.packages.deb)]
     rpm = [*BASE_RPM_REQUIRES, *(p for s in services for p in s.packages.rpm)]
     nodes = ", ".join(n.name for n in profile.nodes)
@@ -132,8 +150,18 @@ def package_model(profile: Profile, tree: Tree, build: str | None = None) -> Pac
         rpm_requires=tuple(dict.fromkeys(rpm)),
         files=files,
         firstboot_unit=FIRSTBOOT_UNIT,
-        boot_disabled_units=tuple(dict.fromkeys([*(s.unit for s in services), *HA_UNITS])),
+        boot_disabled_units=boot_disabled(profile),
     )
+
+
+def boot_disabled(profile: Profile) -> tuple[str, ...]:
+    """Units systemd must not start at boot: each managed service, its socket
+    (mariadb.socket would start mariadb on the passive node on a connection) and
+    heartbeat itself, which the node agent starts after provisioning."""
+    units: list[str] = []
+    for s in profile.services:
+        units += [s.unit, s.unit.removesuffix(".service") + ".socket"]
+    return tuple(dict.fromkeys([*units, *HA_UNITS]))
 
 
 def _check_files(files: tuple[StagedFile, ...]) -> None:

@@ -28,9 +28,7 @@ def cache_dir() -> Path:
     return Path(base) / "builder" / "roots"
 
 
-def root_tarball(
-    release: str, mirror: str, *, variant: str = "apt", include: Sequence[str] = ()
-) -> Path:
+def root_tarball(release: str, mirror: str, *, variant: str = "apt", include: Sequence[str] = ()) -> Path:
     """The cached root tarball, built with mmdebstrap on first use."""
     key = hashlib.sha256(f"{release} {variant} {sorted(include)} {mirror}".encode()).hexdigest()
     out = cache_dir() / f"{release}-{variant}-{key[:12]}.tar"
@@ -53,7 +51,12 @@ def root_tarball(
 class Root:
     """An unpacked copy of a cached root, where commands run chrooted."""
 
-    def __init__(self, tarball: Path, parent: Path | None = None) -> None:
+    def __init__(self, tarball: Path, parent: Path | None = None, *, apt_cache: Path | None = None) -> None:
+        # apt_cache: a host folder bind-mounted on /var/cache/apt/archives, so
+        # repeated checks download each .deb once.
+        self.apt_cache = apt_cache
+        if apt_cache:
+            (apt_cache / "partial").mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix="builder-root-", dir=parent))
         run(["tar", "-C", self.path, "--numeric-owner", "-xpf", tarball])
         policy = self.path / "usr/sbin/policy-rc.d"
@@ -78,11 +81,11 @@ class Root:
     ) -> subprocess.CompletedProcess[str]:
         """Run argv chrooted, with /proc mounted in a private mount namespace
         (the mounts vanish with the process, even when it is killed)."""
-        inner = (
-            f"mount -t proc proc {shlex.quote(str(self.path / 'proc'))} && "
-            f"exec chroot {shlex.quote(str(self.path))} "
-            + shlex.join(str(a) for a in argv)
-        )
+        mounts = f"mount -t proc proc {shlex.quote(str(self.path / 'proc'))} && "
+        if self.apt_cache:
+            archives = self.path / "var/cache/apt/archives"
+            mounts += f"mount --bind {shlex.quote(str(self.apt_cache))} {shlex.quote(str(archives))} && "
+        inner = mounts + f"exec chroot {shlex.quote(str(self.path))} " + shlex.join(map(str, argv))
         env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "DEBIAN_FRONTEND": "noninteractive",
@@ -105,6 +108,10 @@ class Root:
 
     def file(self, path: str) -> Path:
         return self.path / path.lstrip("/")
+
+
+def apt_cache_dir(release: str) -> Path:
+    return cache_dir().parent / "apt-archives" / release
 
 
 def require_tools(*names: str) -> None:

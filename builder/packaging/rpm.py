@@ -5,17 +5,24 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from pathlib import Path
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
 
 from builder.packaging import docs
 from builder.packaging.deb import top_dirs, write_tree
-from builder.packaging.model import STATE_DIR, Package
+from builder.packaging.model import DISPLACED, STATE_DIR, Package
 from builder.run import run
 from builder.staging import StagedFile
 
 
 def rpm_files(pkg: Package) -> list[StagedFile]:
-    return sorted([*pkg.files, *docs.manpages(pkg)], key=lambda f: str(f.path))
+    """The tree, with displaced files shipped beside their target (RPM has no
+    diversions: %post copies them into place)."""
+    files = [
+        replace(f, path=PurePosixPath(f"{f.path}.{pkg.name}")) if str(f.path) in pkg.displaced else f
+        for f in [*pkg.files, *docs.manpages(pkg)]
+    ]
+    return sorted(files, key=lambda f: str(f.path))
 
 
 def spec_text(pkg: Package, tree_dir: Path) -> str:
@@ -25,6 +32,7 @@ def spec_text(pkg: Package, tree_dir: Path) -> str:
         files=rpm_files(pkg),
         tree_dir=tree_dir,
         state_dir=STATE_DIR,
+        displaced_owner=DISPLACED,
         agent_dirs=top_dirs(pkg.owned_dirs, "/usr"),
         date=time.strftime("%a %b %d %Y", time.gmtime(docs.build_time())),
     )
@@ -41,14 +49,20 @@ def write_rpm(pkg: Package, out_dir: Path) -> Path:
         spec.write_text(spec_text(pkg, tree))
         run(
             [
-                "rpmbuild", "-bb", "--quiet",
-                "--define", f"_topdir {top}",
-                "--define", f"_rpmdir {top / 'out'}",
-                "--define", "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
+                "rpmbuild",
+                "-bb",
+                "--quiet",
+                "--define",
+                f"_topdir {top}",
+                "--define",
+                f"_rpmdir {top / 'out'}",
+                "--define",
+                "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
                 # payload compression every rpm >= 4.6 reads (EL6 and later)
-                "--define", "_binary_payload w9.xzdio",
+                "--define",
+                "_binary_payload w2.xzdio",
                 spec,
-            ],  # fmt: skip
+            ],
             env={**os.environ, "LC_ALL": "C"},
         )
         dest = out_dir / pkg.rpm_filename

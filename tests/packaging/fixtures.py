@@ -23,15 +23,19 @@ PROFILE = {
     ],
     "vip": {"address": "192.168.0.105/24"},
     "services": [
-        {"name": "mariadb", "unit": "mariadb.service",
-         "packages": {"deb": ["mariadb-server"], "rpm": ["mariadb-server"]}},
-        {"name": "kamailio", "unit": "kamailio.service",
-         "packages": {"deb": ["kamailio", "kamailio-mysql-modules"],
-                      "rpm": ["kamailio", "kamailio-mysql"]}},
-        {"name": "apache2", "unit": "apache2.service",
-         "packages": {"deb": ["apache2"], "rpm": ["httpd"]}},
+        {
+            "name": "mariadb",
+            "unit": "mariadb.service",
+            "packages": {"deb": ["mariadb-server"], "rpm": ["mariadb-server"]},
+        },
+        {
+            "name": "kamailio",
+            "unit": "kamailio.service",
+            "packages": {"deb": ["kamailio", "kamailio-mysql-modules"], "rpm": ["kamailio", "kamailio-mysql"]},
+        },
+        {"name": "apache2", "unit": "apache2.service", "packages": {"deb": ["apache2"], "rpm": ["httpd"]}},
     ],
-}  # fmt: skip
+}
 
 UNIT = b"""[Unit]
 Description=Provision this cluster node (first boot)
@@ -65,22 +69,22 @@ def tree() -> Tree:
     return Tree(
         (
             f("/etc/drbd.d/global_common.conf", b"global { usage-count no; }\n"),
-            f("/etc/drbd.d/r0.res", b"resource r0 { net { shared-secret \"x\"; } }\n",
-              0o600, True),
+            f("/etc/drbd.d/r0.res", b'resource r0 { net { shared-secret "x"; } }\n', 0o600, True),
             f("/etc/ha.d/ha.cf", b"node kava1\nnode kava2\n"),
             f("/etc/ha.d/haresources", b"kava1 drbddisk::r0 IPaddr2::192.168.0.105/24\n"),
             f("/etc/ha.d/authkeys", b"auth 1\n1 sha1 secret\n", 0o600, True),
             f("/etc/ha.d/resource.d/mariadb", b"#!/bin/sh\nexit 0\n", 0o755),
-            f("/etc/cluster/cluster.json", b"{\"format\": 1}\n"),
+            f("/etc/cluster/cluster.json", b'{"format": 1}\n'),
             f("/etc/cluster/msmtprc", b"account default\n", 0o600, True),
-            f("/etc/cron.d/cluster-health",
-              b"*/5 * * * * root /usr/sbin/clusterctl health >/dev/null 2>&1\n"),
+            f("/etc/cron.d/cluster-health", b"*/5 * * * * root /usr/sbin/clusterctl health >/dev/null 2>&1\n"),
             f("/usr/lib/systemd/system/cluster-firstboot.service", UNIT),
-            f("/usr/lib/systemd/system-preset/50-pbx-ha.preset",
-              b"enable cluster-firstboot.service\ndisable heartbeat.service\n"),
+            f(
+                "/usr/lib/systemd/system-preset/50-pbx-ha.preset",
+                b"enable cluster-firstboot.service\ndisable heartbeat.service\n",
+            ),
             f("/usr/sbin/clusterctl", CLUSTERCTL, 0o755),
             f("/usr/lib/cluster-agent/builder/__init__.py", b'"""builder"""\n'),
             f("/usr/lib/cluster-agent/builder/node/__init__.py", b'"""node agent"""\n'),
             f("/usr/lib/cluster-agent/builder/node/__main__.py", b"print('hello')\n"),
         )
-    )  # fmt: skip
+    )
