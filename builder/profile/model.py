@@ -123,8 +123,8 @@ class Drbd(Model):
 
 class Heartbeat(Model):
     keepalive: Duration = Field(500, ge=100, description="Interval between heartbeats.")
-    warntime: Duration = Field(2_000, ge=200, description="Log a late heartbeat after this long.")
-    deadtime: Duration = Field(4_000, ge=500, description="Declare the peer dead after this long without heartbeats.")
+    warntime: Duration = Field(1_500, ge=200, description="Log a late heartbeat after this long.")
+    deadtime: Duration = Field(3_000, ge=500, description="Declare the peer dead after this long without heartbeats.")
     initdead: Duration = Field(30_000, ge=1_000, description="At start, wait this long for the peer (boot jitter).")
     udpport: int = Field(694, ge=1, le=65535, description="UDP port of heartbeat packets.")
     media: Literal["ucast", "bcast"] = Field("ucast", description="How heartbeats travel on the replication link.")
