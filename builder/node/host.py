@@ -12,7 +12,6 @@ log = logging.getLogger("clusterctl")
 NETWORK_DIR = "/etc/systemd/network"
 HOSTS_BEGIN = "# >>> cluster (managed by clusterctl from /etc/cluster/cluster.json) >>>"
 HOSTS_END = "# <<< cluster <<<"
-CHRONY_SOURCES = "/etc/chrony/sources.d/cluster.sources"
 
 
 def network_path(link: Link) -> str:
@@ -88,13 +87,7 @@ def apply(ctx: Ctx, cluster: Cluster, node: Node) -> None:
     for link in (node.public, node.replication):
         ctx.run(["networkctl", "reconfigure", link.interface])
 
-    changed = False
-    if cluster.time_servers:
-        text = "# Written by clusterctl from /etc/cluster/cluster.json.\n" + "".join(
-            f"server {s} iburst\n" for s in cluster.time_servers
-        )
-        changed = atomic_write(ctx.path(CHRONY_SOURCES), text)
+    # The package ships the time servers (/etc/chrony/sources.d/cluster.sources).
     # Time sync matters for logs, not for correctness: warn, do not stop.
-    verb = "restart" if changed else "start"
-    if not ctx.run(["systemctl", verb, "chrony.service"], check=False).ok:
-        log.warning("could not %s chrony.service: time is not synchronised", verb)
+    if not ctx.run(["systemctl", "start", "chrony.service"], check=False).ok:
+        log.warning("could not start chrony.service: time is not synchronised")

@@ -26,6 +26,8 @@ BASE_DEB_DEPENDS = (
     "chrony",
     "cron",
     "msmtp-mta | mail-transport-agent",
+    # heartbeat's MailTo and DRBD's notify handlers send with `mail`.
+    "bsd-mailx | mailx",
     "systemd",
 )
 # crontabs owns /etc/cron.d on RPM distributions (cronie pulls it in, rpmlint wants it named).
@@ -37,6 +39,7 @@ BASE_RPM_REQUIRES = (
     "cronie",
     "crontabs",
     "msmtp",
+    "mailx",
     "systemd",
 )
 
@@ -128,6 +131,8 @@ def package_model(profile: Profile, tree: Tree, build: str | None = None) -> Pac
         )
     services = profile.services
     deb = [*BASE_DEB_DEPENDS, *(p for s in services for p in s.packages.deb)]
+    if profile.cluster.release != "bookworm" and profile.drbd.backing.kind == "partition":
+        deb.append("systemd-repart")  # its own package since trixie; it makes the DRBD partition
     rpm = [*BASE_RPM_REQUIRES, *(p for s in services for p in s.packages.rpm)]
     nodes = ", ".join(n.name for n in profile.nodes)
     svc_names = ", ".join(s.name for s in services) or "none"

@@ -1,0 +1,71 @@
+"""clusterctl: provision | boot | status [--json]."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from builder.node import config, provision, status
+from builder.node.context import Ctx
+from builder.node.errors import NodeError
+from builder.node.runner import SubprocessRunner
+
+log = logging.getLogger("clusterctl")
+
+EPILOG = """exit status: 0 ok, 1 a step failed (rerun resumes), 2 bad cluster.json,
+3 this machine is not a node of cluster.json (nothing touched),
+4 refused because it could destroy data (nothing destroyed)"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="clusterctl",
+        description="Cluster node agent: first-boot provisioning and status.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--config", default=config.CLUSTER_JSON, help="cluster description (default: %(default)s)"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("provision", help="provision this node (resumes; no-op when done)")
+    sub.add_parser("boot", help="provision if needed, then start drbd and heartbeat")
+    st = sub.add_parser("status", help="node, provisioning, DRBD, heartbeat, VIP, services")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
+    # Under systemd stderr goes to the journal, which adds its own timestamps.
+    fmt = "%(levelname)s %(message)s" if os.environ.get("INVOCATION_ID") else (
+        "%(asctime)s %(levelname)s %(message)s"
+    )
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+
+
+def main(argv: Sequence[str] | None = None, ctx: Ctx | None = None) -> int:
+    """`ctx` is for tests (fake runner, temp root, fake clock)."""
+    args = _parser().parse_args(argv)
+    _logging(args.verbose, quiet=args.command == "status")
+    if ctx is None:
+        ctx = Ctx(runner=SubprocessRunner(), root=args.root)
+    try:
+        cluster = config.load(ctx.path(args.config))
+        if args.command == "status":
+            report = status.collect(ctx, cluster)
+            print(status.to_json(report) if args.json else status.render(report))
+            return 0
+        # provision and boot differ only in intent: both converge, then start.
+        provision.Provisioner(ctx, cluster).run()
+        provision.start(ctx)
+        return 0
+    except NodeError as e:
+        log.error("%s", e)
+        return e.exit_code
