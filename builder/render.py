@@ -79,6 +79,8 @@ def outputs(p: Profile) -> Iterator[Output]:
         yield Output("base/usr/lib/repart.d/drbd.conf.j2", f"/usr/lib/repart.d/50-drbd-{res}.conf")
     yield Output("base/usr/lib/systemd/system/cluster-firstboot.service.j2",
                  "/usr/lib/systemd/system/cluster-firstboot.service")
+    yield Output("base/usr/lib/systemd/system/cluster-status-port.service.j2",
+                 "/usr/lib/systemd/system/cluster-status-port.service")
     yield Output("base/usr/lib/systemd/system-preset/cluster.preset.j2",
                  f"/usr/lib/systemd/system-preset/50-{p.cluster.name}.preset")
     yield Output("base/usr/sbin/clusterctl.j2", "/usr/sbin/clusterctl", 0o755)

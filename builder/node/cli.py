@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder.node import config, provision, status
+from builder.node import config, provision, status, statusport
 from builder.node.context import Ctx
 from builder.node.errors import NodeError
 from builder.node.runner import SubprocessRunner
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("boot", help="provision if needed, then start drbd and heartbeat")
     st = sub.add_parser("status", help="node, provisioning, DRBD, heartbeat, VIP, services")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("status-port", help="answer read-only status requests on the serial line named by "
+                   "the cluster.status-port credential (for VMs and the lab)")
     return p
 
 
@@ -62,6 +64,8 @@ def main(argv: Sequence[str] | None = None, ctx: Ctx | None = None) -> int:
             report = status.collect(ctx, cluster)
             print(status.to_json(report) if args.json else status.render(report))
             return 0
+        if args.command == "status-port":
+            return statusport.serve(ctx, cluster)
         # provision and boot differ only in intent: both converge, then start.
         provision.Provisioner(ctx, cluster).run()
         provision.start(ctx)

@@ -76,17 +76,24 @@ def smbios_credentials(raw: bytes) -> dict[str, str]:
 
 
 def _from_credential(ctx: Ctx, tried: list[tuple[str, str]]) -> tuple[str, str] | None:
+    return read_credential(ctx, CREDENTIAL, tried)
+
+
+def read_credential(ctx: Ctx, name: str, tried: list[tuple[str, str]] | None = None) -> tuple[str, str] | None:
+    """A systemd credential, wherever this systemd version put it: (value, where) or None."""
+    if tried is None:
+        tried = []
     creds_dir = ctx.env.get("CREDENTIALS_DIRECTORY")
     if creds_dir:
-        where = f"$CREDENTIALS_DIRECTORY/{CREDENTIAL}"
-        value = _read(ctx.path(creds_dir) / CREDENTIAL)
+        where = f"$CREDENTIALS_DIRECTORY/{name}"
+        value = _read(ctx.path(creds_dir) / name)
         tried.append((where, repr(value) if value else "absent"))
         if value:
             return value, where
     else:
         tried.append(("$CREDENTIALS_DIRECTORY", "not set"))
 
-    where = f"/run/credentials/@system/{CREDENTIAL}"
+    where = f"/run/credentials/@system/{name}"
     value = _read(ctx.path(where))
     tried.append((where, repr(value) if value else "absent"))
     if value:
@@ -98,14 +105,14 @@ def _from_credential(ctx: Ctx, tried: list[tuple[str, str]]) -> tuple[str, str] 
             raw = raw_path.read_bytes()
         except OSError:
             continue
-        value = smbios_credentials(raw).get(CREDENTIAL)
+        value = smbios_credentials(raw).get(name)
         if value:
             where = f"SMBIOS type 11 ({raw_path.parent.name})"
             tried.append((where, repr(value)))
             return value, where
-    tried.append(("SMBIOS type 11 OEM strings", f"no {CREDENTIAL} in {len(entries)} entries"))
+    tried.append(("SMBIOS type 11 OEM strings", f"no {name} in {len(entries)} entries"))
 
-    prefix = f"systemd.set_credential={CREDENTIAL}:"
+    prefix = f"systemd.set_credential={name}:"
     for arg in _cmdline(ctx):
         if arg.startswith(prefix) and arg[len(prefix) :]:
             tried.append(("kernel command line systemd.set_credential", repr(arg[len(prefix) :])))

@@ -69,6 +69,8 @@ class Package:
     rpm_requires: tuple[str, ...]
     files: tuple[StagedFile, ...]  # sorted by path
     firstboot_unit: str
+    # Every unit the package ships (first boot, status port): enabled at install.
+    enabled_units: tuple[str, ...]
     boot_disabled_units: tuple[str, ...]  # heartbeat starts these, not systemd
 
     @property
@@ -155,6 +157,7 @@ def package_model(profile: Profile, tree: Tree, build: str | None = None) -> Pac
         rpm_requires=tuple(dict.fromkeys(rpm)),
         files=files,
         firstboot_unit=FIRSTBOOT_UNIT,
+        enabled_units=tuple(sorted(units)),
         boot_disabled_units=boot_disabled(profile),
     )
 

@@ -19,7 +19,6 @@ from builder.run import run
 from builder.staging import Tree
 
 pytestmark = pytest.mark.slow
-RELEASE = "bookworm"  # the host's release: its keyring surely verifies it
 APT = ["apt-get", "-y", "-q", "--no-install-recommends"]
 KEEP_OLD = ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
 
@@ -27,12 +26,13 @@ KEEP_OLD = ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--fo
 @pytest.fixture(scope="session")
 def tarball(pbx: Profile) -> Path:
     require_tools("mmdebstrap", "unshare")
-    return root_tarball(RELEASE, mirror_for(pbx.cluster.mirror), include=["systemd"])
+    # The profile's own release: the package's Depends are resolved against it.
+    return root_tarball(pbx.cluster.release, mirror_for(pbx.cluster.mirror), include=["systemd"])
 
 
 @pytest.fixture
-def root(tarball: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    with Root(tarball, tmp_path, apt_cache=apt_cache_dir(RELEASE)) as r:
+def root(tarball: Path, tmp_path: Path, pbx: Profile):  # type: ignore[no-untyped-def]
+    with Root(tarball, tmp_path, apt_cache=apt_cache_dir(pbx.cluster.release)) as r:
         r.run(["apt-get", "update", "-q"])
         yield r
 
@@ -64,7 +64,9 @@ def assert_installed(root: Root, pkg: Package) -> None:
         assert (st.st_uid, st.st_gid) == (0, 0), f.path
         assert root.file(str(f.path)).read_bytes() == f.data, f.path
     links = wants_links(root)
-    assert links.get(pkg.firstboot_unit) == "multi-user.target.wants"
+    assert pkg.firstboot_unit in pkg.enabled_units
+    for unit in pkg.enabled_units:
+        assert links.get(unit) == "multi-user.target.wants", unit
     for unit in pkg.boot_disabled_units:
         assert unit not in links, f"{unit} still enabled in {links.get(unit)}"
     assert not [p for p in processes_in(root) if "heartbeat" in p]
