@@ -16,7 +16,9 @@ from tests.conftest import pbx_ha_data, write_profile
 
 
 def _profile_without_secrets(tmp_path: Path) -> Path:
-    path = write_profile(tmp_path, pbx_ha_data())
+    data = pbx_ha_data()
+    data["alerts"]["smtp"] |= {"port": 587, "starttls": True, "user": "pbx-ha@example.invalid"}
+    path = write_profile(tmp_path, data)
     path.with_name("cluster.secrets").unlink()
     return path
 
