@@ -193,6 +193,36 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_lab(args: argparse.Namespace) -> int:
+    import json
+
+    from builder.lab import lab
+
+    source, profile = _load(args)
+    cluster = lab.cluster_for(profile, _secrets(source), Path(args.image) if args.image else None)
+    if args.verb == "up":
+        lab.down(cluster)
+        cluster.up()
+        say(f"lab up: {', '.join(n.name for n in cluster.nodes)} booting in namespace {cluster.net.namespace}; "
+            f"consoles in {lab.workdir(profile)}; `builder lab status` to watch, `builder lab down` to stop")
+    elif args.verb == "status":
+        print(json.dumps(lab.status(cluster), indent=2))
+    elif args.verb == "down":
+        lab.down(cluster)
+        say("lab down: namespace, QEMU processes and disks removed")
+    else:
+        report_file = Path(args.report) if args.report else None
+        try:
+            report = lab.run(cluster, report_file, boot=args.verb == "run")
+        finally:
+            if report_file and report_file.exists():
+                say(lab.summary(json.loads(report_file.read_text())))
+        if not report_file:
+            say(lab.summary(report))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="builder",
@@ -237,6 +267,12 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--cache-dir", help="mkosi caches (default: ~/.cache/builder/mkosi)")
             p.add_argument("--node", help="bake this node's identity into the image (default: found at first boot)")
     add("doctor", "say which host tools builder found and what is missing")
+    p = add("lab", "boot both nodes from the image in QEMU and prove provisioning and failover")
+    p.add_argument("verb", choices=("up", "status", "test", "down", "run"),
+                   help="run = up, test, down in one go (what CI runs)")
+    profile_arg(p)
+    p.add_argument("--image", help="node image (default: out/<cluster>.qcow2)")
+    p.add_argument("--report", help="write the JSON report (timings, counts) here")
     return ap
 
 

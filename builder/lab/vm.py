@@ -9,6 +9,7 @@ Consoles go to one file per boot; ttyS1 is the node's read-only status port.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -83,6 +84,7 @@ class Vm:
             "-serial", "chardev:status",
             "-qmp", f"unix:{s.workdir / 'qmp.sock'},server=on,wait=off",
             "-device", "virtio-rng-pci",
+            "-pidfile", str(s.workdir / "qemu.pid"),
         ]
         for i, (tap, mac) in enumerate(s.nics):
             argv += ["-netdev", f"tap,id=n{i},ifname={tap},script=no,downscript=no",
@@ -104,22 +106,35 @@ class Vm:
                 raise BuilderError(f"QEMU for {self.spec.name} did not start:\n{tail}")
             time.sleep(0.2)
 
+    def pid(self) -> int | None:
+        try:
+            pid = int((self.spec.workdir / "qemu.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if Path(f"/proc/{pid}").exists() else None
+
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self.pid() is not None  # started by an earlier `builder lab up`
 
     def kill(self) -> float:
         """SIGKILL: a power cut. Returns the monotonic time of the kill."""
-        assert self.proc is not None
+        pid = self.proc.pid if self.proc is not None else self.pid()
+        if pid is None:
+            raise BuilderError(f"{self.spec.name} is not running")
         t = time.monotonic()
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()  # reap: kill(pid, 0) succeeds on a zombie
+        os.kill(pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()  # reap: kill(pid, 0) succeeds on a zombie
+        else:
+            while Path(f"/proc/{pid}").exists():
+                time.sleep(0.05)
         return t
 
     def stop(self) -> None:
         if self.running():
-            assert self.proc is not None
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
 
     def console_text(self) -> str:
         try:

@@ -1,0 +1,96 @@
+"""The `builder lab` verbs over one Cluster: up, status, test, down, run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from builder.errors import BuilderError, InputError
+from builder.lab import scenario
+from builder.lab.cluster import Cluster
+from builder.lab.poll import CheckFailed
+from builder.profile.model import Profile
+from builder.profile.secrets import Secrets
+
+
+def workdir(profile: Profile) -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "builder" / "lab" / profile.cluster.name
+
+
+def cluster_for(profile: Profile, secrets: Secrets, image: Path | None) -> Cluster:
+    image = image or Path("out") / f"{profile.cluster.name}.qcow2"
+    if not image.is_file():
+        raise InputError(f"no image at {image}", hint=f"build it: builder image --profile {profile.cluster.name}")
+    return Cluster(profile, secrets, image.absolute(), workdir(profile))
+
+
+def down(cluster: Cluster) -> None:
+    cluster.down()
+    shutil.rmtree(workdir(cluster.profile), ignore_errors=True)
+
+
+def status(cluster: Cluster) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for node in cluster.nodes:
+        try:
+            out[node.name] = node.status()
+        except (OSError, BuilderError) as e:
+            out[node.name] = {"error": str(e)}
+    return out
+
+
+def run(cluster: Cluster, report_file: Path | None, *, boot: bool = True) -> dict[str, Any]:
+    """The scenario with the report; the cluster is torn down afterwards when we booted it."""
+    report: dict[str, Any] = {"cluster": cluster.profile.cluster.name, "started": time.time()}
+    try:
+        if boot:
+            down(cluster)  # leftovers of a crashed run
+        scenario.run(cluster, report, boot=boot)
+        report["result"] = "pass"
+    except CheckFailed as e:
+        report["result"] = "fail"
+        report["failed_check"] = e.message
+        raise
+    except BaseException as e:
+        report["result"] = "error"
+        report["error"] = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        report["consoles"] = [str(p) for n in cluster.nodes for p in sorted(n.vm.spec.workdir.glob("console-*.log"))]
+        if report_file:
+            report_file.parent.mkdir(parents=True, exist_ok=True)
+            report_file.write_text(json.dumps(report, indent=2) + "\n")
+        if boot:
+            keep = Path("out") / "lab-consoles"
+            keep.mkdir(parents=True, exist_ok=True)
+            for p in report["consoles"]:
+                shutil.copy(p, keep / f"{Path(p).parent.name}-{Path(p).name}")
+            down(cluster)
+    return report
+
+
+def summary(report: dict[str, Any]) -> str:
+    f = report.get("failover", {})
+    lines = [f"lab {report.get('cluster')}: {report.get('result')}"]
+    if "ready_s" in report:
+        lines.append(f"  ready after {report['ready_s']} s (both nodes provisioned, DRBD in sync)")
+    if f:
+        lines.append(f"  hard failover: {f.get('failover_s')} s = detection {f.get('detection_s')} s "
+                     f"+ takeover {f.get('takeover_s')} s; VIP after {f.get('vip_s')} s; "
+                     f"services back {f.get('services_back_s')}")
+    for key in ("after_failover", "after_failback"):
+        if key in report:
+            r = report[key]
+            lines.append(f"  {key}: {r['rows_present']}/{r['rows_acked']} acknowledged rows present")
+    if "rejoin" in report:
+        lines.append(f"  rejoin: failback {report['rejoin']['failback_s']} s, resync {report['rejoin']['resync_kb']} KiB")
+    if "link_cut" in report:
+        lines.append(f"  replication link cut: no failover; healed in {report['link_cut']['heal_s']} s")
+    if "failed_check" in report:
+        lines.append(f"  FAILED: {report['failed_check']}")
+    return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""`builder lab test`: the cluster proven from the outside, as a short story.
+
+Every check goes through the VIP from the client end with real clients, and
+waits through poll(). Figures go to the report; a failed check raises
+CheckFailed naming it and is never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from builder.lab import clients
+from builder.lab.cluster import Cluster, Node
+from builder.lab.poll import CheckFailed, poll
+
+log = logging.getLogger("builder")
+
+BOOT = 1800  # first boot of two TCG guests, provisioning and DRBD included
+TAKEOVER = 600
+Report = dict[str, Any]
+
+
+def ready(node: Node, active: bool) -> bool:
+    st = node.status()
+    drbd = st.get("drbd", {})
+    ok = (st.get("provision", {}).get("complete") and drbd.get("cs") == "Connected"
+          and drbd.get("disk") == drbd.get("peer_disk") == "UpToDate" and st.get("heartbeat", {}).get("running"))
+    if active:
+        ok = ok and st.get("vip", {}).get("held_here") and all(
+            s["state"] == "active" for s in st.get("services", {}).get("services", []))
+    return bool(ok)
+
+
+def services_answer(cluster: Cluster) -> dict[str, Callable[[], bool]]:
+    net, vip, pw = cluster.net, cluster.vip, cluster.secrets.db_password
+    return {
+        "http": lambda: clients.http_status(net, vip) == 200,
+        "sip": lambda: clients.sip_options(net, vip).startswith("SIP/2.0 200"),
+        "sql": lambda: clients.sql(net, vip, pw, "SELECT 1") == "1",
+    }
+
+
+def wait_services(cluster: Cluster, since: float, timeout: float) -> dict[str, float]:
+    """Seconds from `since` until each service answered on the VIP."""
+    back = {}
+    for name, answers in services_answer(cluster).items():
+        poll(answers, f"{name} answers on the VIP {cluster.vip}", timeout=timeout, every=1)
+        back[name] = round(time.monotonic() - since, 1)
+    return back
+
+
+def rows_check(cluster: Cluster, inserter: clients.Inserter, report: Report, key: str) -> None:
+    present_text = clients.sql(cluster.net, cluster.vip, cluster.secrets.db_password, "SELECT n FROM load")
+    present = {int(x) for x in present_text.split()}
+    acked = set(inserter.acked)
+    lost = sorted(acked - present)
+    report[key] = {"rows_acked": len(acked), "rows_present": len(present & acked), "rows_lost": len(lost)}
+    if lost:
+        raise CheckFailed(f"{len(lost)} acknowledged rows missing after {key}: {lost[:10]}")
+
+
+def detection(survivor: Node, killed: str, kill_wall: float) -> tuple[float | None, dict[str, float]]:
+    """From the survivor's heartbeat journal: kill -> 'is dead', and each resource's start time."""
+    lines = survivor.journal("heartbeat.service", kill_wall - 1)
+    dead = next((t for t, msg in lines if f"node {killed}: is dead" in msg), None)
+    starts: dict[str, float] = {}
+    for t, msg in lines:
+        if "Running /etc/ha.d/resource.d/" in msg and " start" in msg:
+            agent = msg.split("Running /etc/ha.d/resource.d/")[1].split()[0]
+            starts.setdefault(agent, round(t - kill_wall, 2))
+    return (round(dead - kill_wall, 2) if dead else None), starts
+
+
+def run(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
+    """The whole story; boot=False tests a lab that `builder lab up` started."""
+    a, b = cluster.preferred, cluster.peer
+    t0 = time.monotonic()
+    if boot:
+        cluster.up()
+    poll(lambda: ready(a, active=True) and ready(b, active=False),
+         f"both nodes provisioned, DRBD Connected UpToDate/UpToDate, {a.name} active", timeout=BOOT, every=5)
+    report["ready_s"] = round(time.monotonic() - t0, 1)
+
+    wait_services(cluster, time.monotonic(), timeout=120)
+    if cluster.vip_holder() is not a:
+        raise CheckFailed(f"the VIP is not on the preferred node {a.name}")
+
+    inserter = clients.Inserter(cluster.net, cluster.vip, cluster.secrets.db_password)
+    inserter.start()
+    poll(lambda: len(inserter.acked) >= 20, "20 rows inserted through the VIP", timeout=120, every=1)
+
+    # Hard failover: pull the preferred node's plug.
+    b.status()  # fresh clock offset of the survivor
+    kill_wall, killed_at = time.time(), a.vm.kill()
+    poll(lambda: cluster.vip_holder() is b, f"{b.name} holds the VIP", timeout=TAKEOVER, every=1)
+    vip_s = round(time.monotonic() - killed_at, 1)
+    back = wait_services(cluster, killed_at, timeout=TAKEOVER)
+    failover = max(back.values())
+    dead_s, resources = detection(b, a.name, kill_wall)
+    report["failover"] = {"failover_s": failover, "detection_s": dead_s,
+                          "takeover_s": round(failover - dead_s, 1) if dead_s is not None else None,
+                          "vip_s": vip_s, "services_back_s": back, "resource_start_s": resources}
+    poll(more_rows(inserter), "inserts resume through the VIP", timeout=TAKEOVER, every=2)
+    rows_check(cluster, inserter, report, "after_failover")
+
+    # Rejoin: the killed node boots again, resyncs the delta, and takes its services back.
+    oos_kb = b.status().get("drbd", {}).get("out_of_sync_kib") or 0
+    rejoin = time.monotonic()
+    a.vm.start()
+    poll(lambda: ready(b, active=False) and ready(a, active=True),
+         f"{a.name} rejoined, resynced and took the services back", timeout=BOOT, every=5)
+    report["rejoin"] = {"failback_s": round(time.monotonic() - rejoin, 1), "resync_kb": oos_kb}
+    poll(more_rows(inserter), "inserts continue after failback", timeout=TAKEOVER, every=2)
+    inserter.stop()
+    rows_check(cluster, inserter, report, "after_failback")
+
+    # Replication link cut while both run: no failover, no split brain; healing resyncs.
+    cluster.net.set_link(a.taps["replication"], False)
+    poll(lambda: a.status().get("drbd", {}).get("cs") != "Connected", "DRBD notices the cut", timeout=180, every=3)
+    wait_services(cluster, time.monotonic(), timeout=60)
+    if cluster.vip_holder() is not a:
+        raise CheckFailed("the VIP moved on a replication-link cut (heartbeat has a second path)")
+    cluster.net.set_link(a.taps["replication"], True)
+    healed = time.monotonic()
+    poll(lambda: ready(a, active=True) and ready(b, active=False), "DRBD reconnected and in sync after the cut",
+         timeout=600, every=5)
+    report["link_cut"] = {"heal_s": round(time.monotonic() - healed, 1)}
+
+
+def more_rows(inserter: clients.Inserter) -> Callable[[], bool]:
+    """True once the inserter has more acknowledged rows than now."""
+    now = len(inserter.acked)
+    return lambda: len(inserter.acked) > now
