@@ -158,7 +158,7 @@ def cluster_json(p: Profile) -> dict[str, Any]:
             "reminder_s": p.alerts.reminder // 1000,
         },
         "time_servers": list(p.time_servers),
-        "paths": {"state_dir": "/var/lib/cluster", "msmtprc": "/etc/msmtprc"},
+        "paths": {"state_dir": "/var/lib/cluster", "msmtprc": "/etc/msmtprc", "aliases": "/etc/cluster/aliases"},
     }
 
 

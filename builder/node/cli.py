@@ -1,4 +1,4 @@
-"""clusterctl: provision | boot | status [--json]."""
+"""clusterctl: provision | boot | status [--json] | health [--quiet] | alerts test."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder.node import config, provision, status, statusport
+from builder.node import config, events, health, mail, provision, status, statusport
 from builder.node.context import Ctx
 from builder.node.errors import NodeError
 from builder.node.runner import SubprocessRunner
 
 log = logging.getLogger("clusterctl")
+status.register("health", events.status_section)
 
 EPILOG = """exit status: 0 ok, 1 a step failed (rerun resumes), 2 bad cluster.json,
 3 this machine is not a node of cluster.json (nothing touched),
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("status-port", help="answer read-only status requests on the serial line named by "
                    "the cluster.status-port credential (for VMs and the lab)")
+    he = sub.add_parser("health", help="check the cluster's signals; announce changes (cron, every minute)")
+    he.add_argument("--quiet", action="store_true", help="print nothing unless the check itself fails")
+    al = sub.add_parser("alerts", help="alert mail")
+    al.add_argument("action", choices=["test"], help="test: send a test mail and explain any failure")
     return p
 
 
@@ -55,7 +60,9 @@ def _logging(verbose: bool, quiet: bool) -> None:
 def main(argv: Sequence[str] | None = None, ctx: Ctx | None = None) -> int:
     """`ctx` is for tests (fake runner, temp root, fake clock)."""
     args = _parser().parse_args(argv)
-    _logging(args.verbose, quiet=args.command == "status")
+    _logging(args.verbose, quiet=args.command in ("status", "health", "alerts"))
+    if args.command == "health" and args.quiet and not args.verbose:
+        logging.getLogger().setLevel(logging.ERROR)  # under cron any output becomes a mail
     if ctx is None:
         ctx = Ctx(runner=SubprocessRunner(), root=args.root)
     try:
@@ -64,6 +71,17 @@ def main(argv: Sequence[str] | None = None, ctx: Ctx | None = None) -> int:
             report = status.collect(ctx, cluster)
             print(status.to_json(report) if args.json else status.render(report))
             return 0
+        if args.command == "health":
+            if not health.provisioned(ctx, cluster):
+                if not args.quiet:
+                    print("not provisioned yet: nothing checked")
+                return 0
+            outcome = events.run(ctx, cluster)
+            if not args.quiet:
+                print(events.summary(outcome))
+            return 0
+        if args.command == "alerts":
+            return mail.test(ctx, cluster)
         if args.command == "status-port":
             return statusport.serve(ctx, cluster)
         # provision and boot differ only in intent: both converge, then start.

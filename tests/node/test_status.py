@@ -89,7 +89,7 @@ def test_status_json(tmp_path: Path, tcp_port: int, sip_port: int,
     runner.script("apache2ctl", rc=1, err="apache2 is not running")
     assert cli.main(["status", "--json"], ctx=make_ctx(world, runner)) == 0
     report = json.loads(capsys.readouterr().out)
-    assert list(report) == ["format", "node", "provision", "drbd", "heartbeat", "vip", "services"]
+    assert list(report) == ["format", "node", "provision", "drbd", "heartbeat", "vip", "services", "health"]
     assert report["node"] == {"name": "kava1", "source": "state file", "preferred": True,
                               "cluster": "pbx-ha"}
     assert report["provision"]["complete"] is True and report["provision"]["next"] is None

@@ -81,8 +81,11 @@ def test_apt_install_upgrade_purge(
         assert f"Setting up {dep} " in out, dep
     assert_installed(root, pkg)
     overrides = root.run(["dpkg-statoverride", "--list"]).stdout
-    assert "root haclient 4750 /lib/drbd/drbdsetup-84" in overrides
-    assert "root haclient 4750 /sbin/drbdmeta" in overrides
+    # Where drbd-utils puts them differs by release (/lib or /usr/lib): ask dpkg.
+    shipped = root.run(["dpkg", "-L", "drbd-utils"]).stdout.split()
+    for name in ("drbdsetup-84", "drbdmeta"):
+        path = next(p for p in shipped if p.endswith(f"/{name}"))
+        assert f"root haclient 4750 {path}" in overrides
     diversions = root.run(["dpkg-divert", "--list", "pbx-ha-cluster"]).stdout
     assert "/etc/drbd.d/global_common.conf to /etc/drbd.d/global_common.conf.distrib" in diversions
 

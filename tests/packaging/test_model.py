@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import dataclasses
 import json
+import re
 from pathlib import Path, PurePosixPath
 
 import pytest

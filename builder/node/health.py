@@ -1,0 +1,199 @@
+"""`clusterctl health`: read the cluster's own signals into named conditions.
+
+A condition is something wrong (or in progress) right now: a stable key, a
+severity and a human message. No condition means healthy. Deciding what to
+announce (and when) is events.py's job; this module only looks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.node import drbd, identity, probes, status
+from builder.node.config import Cluster
+from builder.node.context import Ctx
+from builder.node.errors import NodeError
+from builder.node.provision import load_state
+
+CRITICAL, WARNING, INFO = "critical", "warning", "info"
+SEVERITIES = (CRITICAL, WARNING, INFO)  # most severe first
+MIN_FREE = 0.10  # warn below 10 % free on the replicated filesystem
+SYNCING = frozenset({"SyncSource", "SyncTarget", "PausedSyncS", "PausedSyncT",
+                     "StartingSyncS", "StartingSyncT", "WFBitMapS", "WFBitMapT", "WFSyncUUID"})
+_LEAP = re.compile(r"^Leap status\s*:\s*(.+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Condition:
+    key: str
+    severity: str
+    message: str
+    cleared: str = ""  # the event when it clears; default "recovered: <message>"
+
+    @property
+    def recovered(self) -> str:
+        return self.cleared or f"recovered: {self.message}"
+
+
+@dataclass
+class Reading:
+    node: str
+    conditions: list[Condition]
+    holder: bool  # the VIP is on this node (= it runs the resources)
+    drbd_connected: bool
+
+
+def node_name(ctx: Ctx, cluster: Cluster) -> str:
+    st = load_state(ctx, cluster)
+    return st.node or identity.resolve(ctx, cluster).name
+
+
+def ping(ctx: Ctx, address: str) -> bool:
+    return ctx.run(["ping", "-c1", "-W1", "-n", "-q", address], check=False).ok
+
+
+def peer_links(ctx: Ctx, cluster: Cluster, me: str) -> list[Condition]:
+    peer = cluster.peer(me)
+    out = []
+    for link, addr in (("replication", peer.replication.address), ("public", peer.public.address)):
+        if not ping(ctx, addr):
+            out.append(Condition(f"peer.{link}", WARNING,
+                                 f"peer {peer.name} lost on {link} link (no reply from {addr})",
+                                 f"recovered: peer {peer.name} reachable on {link} link"))
+    return out
+
+
+def kernel_split_brain(ctx: Ctx, cluster: Cluster) -> bool:
+    """DRBD logs "Split-Brain detected but unresolved, dropping connection!" when
+    the after-sb policies give up; the resource then sits in StandAlone."""
+    r = ctx.run(["journalctl", "-k", "-b", "-q", "-o", "cat", "--no-pager", "--grep", "Split-Brain detected"],
+                check=False)
+    names = (f"drbd{cluster.drbd.minor}:", f"{cluster.drbd.resource}:")
+    return any("unresolved" in line and any(n in line for n in names) for line in r.stdout.splitlines())
+
+
+def drbd_conditions(ctx: Ctx, cluster: Cluster, st: drbd.MinorStatus, holder: bool,
+                    seen_connected: bool) -> list[Condition]:
+    res = cluster.drbd.resource
+    out: list[Condition] = []
+    if not st.configured:
+        return [Condition("drbd.connection", CRITICAL, f"DRBD {res} is not up (Unconfigured)",
+                          f"recovered: DRBD {res} is up")]
+    if st.cs == "StandAlone":
+        # With after-sb policies 8.4 drops to StandAlone on split-brain; any other
+        # road there (drbdadm disconnect) after a connection is worth the same alarm.
+        if seen_connected or kernel_split_brain(ctx, cluster):
+            out.append(Condition("drbd.split-brain", CRITICAL, f"split-brain detected on {res}",
+                                 f"recovered: {res} reconnected after split-brain"))
+        else:
+            out.append(Condition("drbd.connection", CRITICAL,
+                                 f"DRBD {res} disconnected (StandAlone: not trying to reconnect)",
+                                 f"recovered: DRBD {res} connected"))
+    elif not st.connected:
+        out.append(Condition("drbd.connection", WARNING, f"DRBD {res} disconnected ({st.cs})",
+                             f"recovered: DRBD {res} connected"))
+    if st.cs in SYNCING:
+        done = f", {st.sync_percent:.1f}%" if st.sync_percent is not None else ""
+        out.append(Condition("drbd.resync", INFO, f"DRBD {res} resyncing ({st.cs}{done})",
+                             f"resync finished on {res}"))
+    elif st.disk != "UpToDate":
+        sev = CRITICAL if st.role == "Primary" or st.disk in ("Diskless", "Failed") else WARNING
+        out.append(Condition("drbd.disk", sev, f"DRBD {res} local disk is {st.disk}",
+                             f"recovered: DRBD {res} local disk UpToDate"))
+    elif st.connected and st.peer_disk != "UpToDate":
+        out.append(Condition("drbd.peer-disk", WARNING, f"DRBD {res} peer disk is {st.peer_disk}",
+                             f"recovered: DRBD {res} peer disk UpToDate"))
+    if st.role == "Primary" and st.peer_role == "Primary":
+        out.append(Condition("drbd.roles", CRITICAL, f"both nodes are Primary on {res}"))
+    elif holder and st.role != "Primary":
+        out.append(Condition("drbd.roles", CRITICAL, f"VIP held here but {res} is {st.role}"))
+    elif not holder and st.role == "Primary":
+        out.append(Condition("drbd.roles", WARNING, f"{res} is Primary here but the VIP is not"))
+    elif st.connected and st.role == st.peer_role == "Secondary":
+        out.append(Condition("drbd.roles", CRITICAL, f"no node is Primary on {res}: resources are down"))
+    return out
+
+
+def heartbeat_condition(ctx: Ctx, me: str) -> list[Condition]:
+    r = ctx.run(["systemctl", "is-active", "heartbeat.service"], check=False)
+    state = r.stdout.strip() or f"exit {r.returncode}"
+    if state == "active":
+        return []
+    return [Condition("heartbeat", CRITICAL, f"heartbeat not running on {me} ({state})",
+                      f"recovered: heartbeat running on {me}")]
+
+
+def free_fraction(path: Path) -> tuple[float, int]:
+    """(free fraction, free bytes) as an unprivileged writer sees them."""
+    s = os.statvfs(path)
+    return (s.f_bavail / s.f_blocks if s.f_blocks else 0.0), s.f_bavail * s.f_frsize
+
+
+def active_conditions(ctx: Ctx, cluster: Cluster) -> list[Condition]:
+    """What only the node running the resources can check: mount, space, services."""
+    out: list[Condition] = []
+    mount = cluster.drbd.mount
+    if not ctx.run(["mountpoint", "-q", mount], check=False).ok:
+        out.append(Condition("fs.mount", CRITICAL, f"{mount} is not mounted on the active node"))
+    else:
+        frac, free = free_fraction(ctx.path(mount))
+        if frac < MIN_FREE:
+            out.append(Condition("fs.space", WARNING,
+                                 f"low space on {mount}: {frac:.0%} free ({free / 2**30:.1f} GiB)",
+                                 f"recovered: space on {mount} back above {MIN_FREE:.0%}"))
+    for svc in cluster.services:
+        if svc.probe is None:
+            continue
+        res = probes.run(ctx, svc.probe)
+        if not res.ok:
+            out.append(Condition(f"service.{svc.name}", CRITICAL,
+                                 f"service {svc.name} unhealthy: {res.detail}",
+                                 f"recovered: service {svc.name} healthy"))
+    return out
+
+
+def time_condition(ctx: Ctx) -> list[Condition]:
+    r = ctx.run(["chronyc", "-n", "tracking"], check=False)
+    m = _LEAP.search(r.stdout) if r.ok else None
+    if m:
+        leap = m.group(1).strip()
+        synced, how = leap != "Not synchronised", f"chrony leap status {leap}"
+    else:
+        r = ctx.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"], check=False)
+        answer = r.stdout.strip()
+        if not r.ok or answer not in ("yes", "no"):
+            return [Condition("time", WARNING, "cannot tell whether the clock is synchronised "
+                              "(chronyc and timedatectl gave no answer)", "recovered: clock sync readable")]
+        synced, how = answer == "yes", "timedatectl NTPSynchronized=no"
+    if synced:
+        return []
+    return [Condition("time", WARNING, f"clock not synchronised ({how})", "recovered: clock synchronised")]
+
+
+def check(ctx: Ctx, cluster: Cluster, me: str, seen_connected: bool = False) -> Reading:
+    """One look at everything. `seen_connected`: DRBD was connected earlier in this
+    boot, so a StandAlone now means the connection was dropped (split-brain)."""
+    vip = status.vip_section(ctx, cluster)
+    holder = bool(vip["held_here"])
+    st = drbd.status(ctx, cluster.drbd.minor)
+    conds = peer_links(ctx, cluster, me)
+    if not holder and not conds and not ping(ctx, vip["address"]):
+        # The peer answers but nobody answers for the VIP: no node runs the resources.
+        conds.append(Condition("vip", CRITICAL, f"VIP {vip['address']} not held by any node",
+                               f"recovered: VIP {vip['address']} answers"))
+    conds += drbd_conditions(ctx, cluster, st, holder, seen_connected)
+    conds += heartbeat_condition(ctx, me)
+    if holder:
+        conds += active_conditions(ctx, cluster)
+    conds += time_condition(ctx)
+    return Reading(me, conds, holder, st.connected)
+
+
+def provisioned(ctx: Ctx, cluster: Cluster) -> bool:
+    try:
+        return load_state(ctx, cluster).complete
+    except NodeError:
+        return False
