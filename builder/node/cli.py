@@ -85,8 +85,9 @@ def main(argv: Sequence[str] | None = None, ctx: Ctx | None = None) -> int:
         if args.command == "status-port":
             return statusport.serve(ctx, cluster)
         # provision and boot differ only in intent: both converge, then start.
-        provision.Provisioner(ctx, cluster).run()
-        provision.start(ctx)
+        provisioner = provision.Provisioner(ctx, cluster)
+        did_work = provisioner.run()
+        provision.start(ctx, cluster, provisioner.node, first_boot=did_work)
         return 0
     except NodeError as e:
         log.error("%s", e)

@@ -246,7 +246,16 @@ class Provisioner:
             log.info("step %s done", name)
 
 
-def start(ctx: Ctx) -> None:
-    """What happens at every boot once provisioned: heartbeat drives DRBD from here."""
+def start(ctx: Ctx, cluster: Cluster | None = None, node: Node | None = None, first_boot: bool = False) -> None:
+    """What happens at every boot once provisioned: heartbeat drives DRBD from here.
+
+    On first boot the other node finishes early and would, after initdead,
+    take resources the preferred node is still preparing: so it waits (bounded)
+    until the preferred node's DRBD is back, i.e. its provisioning is done.
+    """
     ctx.run(["systemctl", "start", "drbd.service"])
+    if first_boot and cluster is not None and node is not None and not node.preferred:
+        adm = Drbdadm(ctx, cluster.drbd.resource, cluster.drbd.minor)
+        ctx.wait_until("the preferred node to finish provisioning", lambda: adm.status().connected,
+                       cluster.drbd.peer_timeout_s)
     ctx.run(["systemctl", "start", "heartbeat.service"])

@@ -213,3 +213,19 @@ def test_boot_starts_drbd_then_heartbeat_only_after_provisioning(tmp_path: Path)
     runner = FakeRunner(world)
     assert cli.main(["boot"], ctx=make_ctx(world, runner)) == EXIT_UNSAFE
     assert not runner.commands("systemctl", "start", "heartbeat.service")
+
+
+def test_first_boot_of_the_other_node_waits_for_the_preferred_before_heartbeat(tmp_path: Path) -> None:
+    # The other node finishes first; started at once, its heartbeat would take the
+    # resources after initdead while the preferred node still prepares them.
+    timeout = config.parse(cluster_doc()).drbd.peer_timeout_s
+    kava2 = make_world(tmp_path / "2", name="kava2", peer=Peer(present=False))
+    t0 = kava2.now
+    assert provision(kava2, FakeRunner(kava2)) == 0
+    assert kava2.now - t0 >= 2 * timeout  # in the drbd step, and again before heartbeat
+    assert kava2.units["heartbeat.service"] == "active"  # bounded: it starts all the same
+
+    kava1 = make_world(tmp_path / "1", name="kava1", peer=Peer(present=False))
+    t0 = kava1.now
+    assert provision(kava1, FakeRunner(kava1)) == 0
+    assert kava1.now - t0 < 2 * timeout  # the preferred node does not wait twice
