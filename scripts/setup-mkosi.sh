@@ -74,7 +74,7 @@ fi
 
 [ -x /usr/bin/python3 ] || apt-get install -y -q python3 >/dev/null || die "no /usr/bin/python3"
 
-mirror=${BUILDER_MIRROR:-$(/usr/bin/python3 "$repo/builder/image/apt_sources.py" mirror)} ||
+mirror=${BUILDER_MIRROR:-$(PYTHONPATH="$repo" /usr/bin/python3 -m builder.mirror mirror)} ||
     die "no Debian mirror in /etc/apt/sources.list{,.d/*}: set BUILDER_MIRROR"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -r "$keyring" ] || die "missing $keyring (package debian-archive-keyring)"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import jinja2
 
+from builder import mirror as apt_sources
 from builder.errors import InputError
-from builder.image import apt_sources
 from builder.profile.model import Profile
 from builder.run import run
 

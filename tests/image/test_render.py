@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from builder import mirror as apt_sources
 from builder.errors import InputError
-from builder.image import apt_sources
 from builder.image.config import LocalDeb, image_spec, read_deb, render, resolve_mirrors, snapshot
 from tests.golden import check_golden
 from tests.image.helpers import FAKE_MIRROR, TEST_PACKAGE, make_profile, make_test_deb

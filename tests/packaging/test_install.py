@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from builder.mirror import mirror_for
 from builder.packaging import build_packages, build_repo
-from builder.packaging.mirror import mirror_for
 from builder.packaging.model import Package
 from builder.packaging.roots import Root, apt_cache_dir, require_tools, root_tarball
 from builder.profile.model import Profile

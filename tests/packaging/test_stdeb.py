@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.packaging.mirror import host_mirror
+from builder.mirror import mirror_for
 from builder.packaging.roots import Root, apt_cache_dir, root_tarball
 from tests.conftest import REPO
 
@@ -25,7 +25,7 @@ def stdeb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_stdeb_installs_on_trixie_and_runs(stdeb: Path, tmp_path: Path) -> None:
-    with Root(root_tarball("trixie", host_mirror()), tmp_path, apt_cache=apt_cache_dir("trixie")) as root:
+    with Root(root_tarball("trixie", mirror_for(None)), tmp_path, apt_cache=apt_cache_dir("trixie")) as root:
         root.run(["apt-get", "update", "-q"])
         root.run([*APT, "install", root.copy_in(stdeb, "/tmp/" + stdeb.name)])
         assert "render" in root.run(["builder", "--help"]).stdout
@@ -36,7 +36,7 @@ def test_stdeb_installs_on_trixie_and_runs(stdeb: Path, tmp_path: Path) -> None:
 def test_stdeb_is_refused_on_bookworm(stdeb: Path, tmp_path: Path) -> None:
     # bookworm has python3-pydantic 1.10: builder's pydantic v2 code cannot run there,
     # and the Depends says so instead of installing something broken.
-    with Root(root_tarball("bookworm", host_mirror(), include=["systemd"]), tmp_path) as root:
+    with Root(root_tarball("bookworm", mirror_for(None), include=["systemd"]), tmp_path) as root:
         root.run(["apt-get", "update", "-q"])
         proc = root.run([*APT, "install", root.copy_in(stdeb, "/tmp/" + stdeb.name)], check=False)
         assert proc.returncode != 0

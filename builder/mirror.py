@@ -1,13 +1,13 @@
 """Find the Debian mirror in the build host's apt configuration.
 
 No mirror host name is ever written into the project: the image build and the
-setup script read it here at run time (or take the profile's `cluster.mirror`).
+setup script and the packaging tests read it here at run time (or take the profile's `cluster.mirror`).
 
 Standard library only, and runnable as a script, so `scripts/setup-mkosi.sh`
 uses the same rules before the project's virtualenv exists:
 
-    python3 builder/image/apt_sources.py mirror     # http://.../debian
-    python3 builder/image/apt_sources.py security   # http://.../debian-security
+    PYTHONPATH=. python3 -m builder.mirror mirror     # http://.../debian
+    PYTHONPATH=. python3 -m builder.mirror security   # http://.../debian-security
 """
 
 from __future__ import annotations
@@ -115,6 +115,21 @@ def security_mirror(sources: list[AptSource], mirror: str | None = None) -> str 
     if mirror and mirror.rstrip("/").endswith("/debian"):
         return mirror.rstrip("/") + "-security"
     return None
+
+
+def mirror_for(profile_mirror: str | None, root: Path = Path("/")) -> str:
+    """The profile's mirror, else the host's Debian mirror, else a BuilderError saying how to set one."""
+    if profile_mirror:
+        return profile_mirror.rstrip("/")
+    found = debian_mirror(host_sources(root))
+    if found is None:
+        from builder.errors import BuilderError
+
+        raise BuilderError(
+            "no Debian mirror found in /etc/apt/sources.list or sources.list.d/",
+            hint="set cluster.mirror in the profile, e.g. mirror: http://<your mirror>/debian",
+        )
+    return found
 
 
 def main(argv: list[str]) -> int:
