@@ -73,7 +73,8 @@ class Cluster:
                               tuple(t for taps in per_node for t in taps.values()))
         self.nodes = [
             Node(n.name, Vm(VmSpec(n.name, image, workdir / n.name, [(t.name, t.mac) for t in taps.values()],
-                                   credentials={"cluster.node": n.name}, accel=accel), self.net),
+                                   credentials={"cluster.node": n.name, "cluster.status-port": "/dev/ttyS1"},
+                                   accel=accel), self.net),
                  {kind: t.name for kind, t in taps.items()})
             for n, taps in zip(profile.nodes, per_node, strict=True)
         ]
