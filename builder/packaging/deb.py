@@ -28,11 +28,12 @@ def deb_files(pkg: Package) -> list[StagedFile]:
     cron = [str(f.path) for f in pkg.files if f.path.parent == PurePosixPath("/etc/cron.d")]
     return sorted(
         [
-            *pkg.files,
+            *pkg.shipped_files(),
             *docs.manpages(pkg),
             StagedFile(doc / "copyright", docs.copyright_text(pkg).encode()),
             StagedFile(doc / "changelog.Debian.gz", docs.gz(docs.changelog_text(pkg).encode())),
-            StagedFile(overrides, docs.render("debian/lintian-overrides.j2", pkg=pkg, cron_files=cron).encode()),
+            StagedFile(overrides, docs.render("debian/lintian-overrides.j2", pkg=pkg, cron_files=cron,
+                                              displaced_owner=DISPLACED).encode()),
         ],
         key=lambda f: str(f.path),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
@@ -87,11 +87,22 @@ class Package:
 
     @property
     def conffiles(self) -> tuple[str, ...]:
-        return tuple(str(f.path) for f in self.files if f.is_conffile)
+        return tuple(str(f.path) for f in self.shipped_files() if f.is_conffile)
 
     @property
     def displaced(self) -> tuple[str, ...]:
         return tuple(str(f.path) for f in self.files if str(f.path) in DISPLACED)
+
+    def shipped_files(self) -> list[StagedFile]:
+        """The tree as both formats ship it: a file that replaces another package's
+        (drbd-utils' global_common.conf) travels beside its target, as
+        `<path>.<package>`, and the maintainer scripts copy it into place. Shipping
+        it at the target itself makes dpkg prompt on the other package's conffile
+        record when that package was installed first (as in an image)."""
+        return [
+            replace(f, path=PurePosixPath(f"{f.path}.{self.name}")) if str(f.path) in self.displaced else f
+            for f in self.files
+        ]
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from builder.packaging import docs
 from builder.packaging.deb import top_dirs, write_tree
@@ -18,11 +17,7 @@ from builder.staging import StagedFile
 def rpm_files(pkg: Package) -> list[StagedFile]:
     """The tree, with displaced files shipped beside their target (RPM has no
     diversions: %post copies them into place)."""
-    files = [
-        replace(f, path=PurePosixPath(f"{f.path}.{pkg.name}")) if str(f.path) in pkg.displaced else f
-        for f in [*pkg.files, *docs.manpages(pkg)]
-    ]
-    return sorted(files, key=lambda f: str(f.path))
+    return sorted([*pkg.shipped_files(), *docs.manpages(pkg)], key=lambda f: str(f.path))
 
 
 def spec_text(pkg: Package, tree_dir: Path) -> str:

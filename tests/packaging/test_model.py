@@ -76,7 +76,7 @@ def test_version_and_depends(pkg: Package) -> None:
 
 
 def test_every_etc_file_is_a_conffile_and_secrets_are_root_only(pkg: Package) -> None:
-    etc = [str(f.path) for f in pkg.files if str(f.path).startswith("/etc/")]
+    etc = [str(f.path) for f in pkg.shipped_files() if str(f.path).startswith("/etc/")]
     assert sorted(pkg.conffiles) == sorted(etc)
     assert {"/etc/ha.d/authkeys", "/etc/drbd.d/r0.res"} <= set(pkg.secrets)
     assert all(f.mode & 0o077 == 0 for f in pkg.files if f.secret)

@@ -24,7 +24,7 @@ def sh(*argv: str | Path, check: bool = True) -> str:
 
 def test_deb_contents_modes_and_owners(built: dict[str, Path], pkg: Package) -> None:
     rows = {path: (mode, owner) for mode, owner, path in deb.contents(built["deb"])}
-    for f in pkg.files:
+    for f in pkg.shipped_files():
         mode, owner = rows[str(f.path)]
         assert owner == "root/root"
         assert mode == stat.filemode(stat.S_IFREG | f.mode), f.path
@@ -56,7 +56,7 @@ def test_rpm_requires_and_conffiles(built: dict[str, Path], pkg: Package) -> Non
         assert req in requires
     configs = sh("rpm", "-qpc", built["rpm"]).split()
     displaced = {f"{p}.{pkg.name}" for p in pkg.displaced}
-    assert sorted(configs) == sorted(f"{c}.{pkg.name}" if c in pkg.displaced else c for c in pkg.conffiles)
+    assert sorted(configs) == sorted(pkg.conffiles)
     assert displaced <= set(configs)
     listing = sh("rpm", "-qplv", built["rpm"])
     assert re.search(r"^-rw------- .* /etc/ha\.d/authkeys$", listing, re.M)
