@@ -6,10 +6,13 @@ and returns plain facts; deciding what is a failure is the scenario's job.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from builder.lab.net import LabNetwork
 
@@ -108,3 +111,46 @@ class Inserter:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=30)
+
+
+MAIL_SINK = """
+import asyncio, json, sys
+from email import message_from_bytes
+from aiosmtpd.controller import Controller
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        msg = message_from_bytes(envelope.original_content or b"")
+        with open(sys.argv[3], "a") as f:
+            f.write(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos,
+                                "subject": msg["Subject"]}) + "\\n")
+        return "250 OK"
+
+Controller(Sink(), hostname=sys.argv[1], port=int(sys.argv[2])).start()
+asyncio.get_event_loop().run_forever()
+"""
+
+
+@dataclass
+class MailSink:
+    """A real SMTP server at the profile's relay address on the LAN; it records what it receives."""
+
+    net: LabNetwork
+    address: str
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.log.write_text("")
+        self.proc = self.net.popen([sys.executable, "-c", MAIL_SINK, self.address, str(self.port), str(self.log)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def messages(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()

@@ -12,6 +12,7 @@ from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
+from builder.lab import clients
 from builder.lab.net import LabNetwork, Tap
 from builder.lab.vm import Vm, VmSpec
 from builder.profile.model import Profile
@@ -23,10 +24,25 @@ def client_address(profile: Profile) -> IPv4Interface:
     net = profile.vip.address.network
     used = {profile.vip.address.ip} | {n.public.address.ip for n in profile.nodes}
     used |= {n.public.gateway for n in profile.nodes if n.public.gateway}
+    relay = relay_address(profile)
+    if relay:
+        used.add(relay.ip)
     for host in reversed(list(net.hosts())):
         if host not in used:
             return IPv4Interface(f"{host}/{net.prefixlen}")
     raise ValueError(f"no free address in {net}")
+
+
+def relay_address(profile: Profile) -> IPv4Interface | None:
+    """The alert relay, when the profile puts it on the public LAN: the lab plays it."""
+    if not profile.alerts:
+        return None
+    net = profile.vip.address.network
+    try:
+        ip = IPv4Interface(f"{profile.alerts.smtp.host}/{net.prefixlen}")
+    except ValueError:
+        return None
+    return ip if ip.network == net else None
 
 
 def replication_probe_address(profile: Profile) -> IPv4Interface:
@@ -68,9 +84,13 @@ class Cluster:
             for kind, bridge in (("public", "br-pub"), ("replication", "br-repl")):
                 mac = getattr(n, kind).mac or f"52:54:00:{0xa0 + i:02x}:{0 if kind == 'public' else 1:02x}:01"
                 per_node[i][kind] = Tap(f"t{i}{kind[0]}", bridge, mac)
+        relay = relay_address(profile)
         self.net = LabNetwork(f"blab-{profile.cluster.name}"[:15], client_address(profile),
                               replication_probe_address(profile),
-                              tuple(t for taps in per_node for t in taps.values()))
+                              tuple(t for taps in per_node for t in taps.values()),
+                              extra=(relay,) if relay else ())
+        self.mail = (clients.MailSink(self.net, str(relay.ip), profile.alerts.smtp.port, workdir / "mail.jsonl")
+                     if relay and profile.alerts else None)
         self.nodes = [
             Node(n.name, Vm(VmSpec(n.name, image, workdir / n.name, [(t.name, t.mac) for t in taps.values()],
                                    credentials={"cluster.node": n.name, "cluster.status-port": "/dev/ttyS1"},
@@ -89,10 +109,14 @@ class Cluster:
 
     def up(self) -> None:
         self.net.up()
+        if self.mail:
+            self.mail.start()
         for node in self.nodes:
             node.vm.start()
 
     def down(self) -> None:
+        if self.mail:
+            self.mail.stop()
         for node in self.nodes:
             if node.vm:
                 node.vm.stop()

@@ -61,6 +61,8 @@ def run(cluster: Cluster, report_file: Path | None, *, boot: bool = True) -> dic
         report["error"] = f"{type(e).__name__}: {e}"
         raise
     finally:
+        if cluster.mail:
+            report["mail"] = [m.get("subject") for m in cluster.mail.messages()]
         report["consoles"] = [str(p) for n in cluster.nodes for p in sorted(n.vm.spec.workdir.glob("console-*.log"))]
         if report_file:
             report_file.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ class LabNetwork:
     client: IPv4Interface  # the client end's address on the public bridge
     replication_probe: IPv4Interface  # the host side on the replication bridge (for link tests)
     taps: tuple[Tap, ...]
+    extra: tuple[IPv4Interface, ...] = ()  # more client-end addresses (e.g. the mail relay)
 
     BRIDGES = ("br-pub", "br-repl")
 
@@ -47,7 +48,8 @@ class LabNetwork:
             # No STP, no forward delay: the links are up as soon as the guests are.
             run(["ip", "-n", ns, "link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
             run(["ip", "-n", ns, "link", "set", bridge, "up"])
-        run(["ip", "-n", ns, "addr", "add", str(self.client), "dev", "br-pub"])
+        for address in (self.client, *self.extra):
+            run(["ip", "-n", ns, "addr", "add", str(address), "dev", "br-pub"])
         run(["ip", "-n", ns, "addr", "add", str(self.replication_probe), "dev", "br-repl"])
         for tap in self.taps:
             run(["ip", "-n", ns, "tuntap", "add", "dev", tap.name, "mode", "tap"])
