@@ -61,6 +61,7 @@ class Vm:
 
     def prepare(self) -> None:
         """The node's own disk (an overlay over the shared image) and UEFI variables."""
+        self.spec.workdir.mkdir(parents=True, exist_ok=True)
         if not self.disk.exists():
             run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", self.spec.image.absolute(),
                  self.disk, self.spec.disk_size])
