@@ -45,7 +45,11 @@ def probe(ctx: Ctx, device: str) -> Probe:
     detail = dict(
         line.split("=", 1) for line in r.stdout.splitlines() if "=" in line and line[0] != "#"
     )
-    detail.pop("DEVNAME", None)
+    # PART_ENTRY_* describe the partition's slot in its disk's table, not what
+    # it holds: a fresh partition made by systemd-repart has only those.
+    detail = {k: v for k, v in detail.items() if k != "DEVNAME" and not k.startswith("PART_ENTRY_")}
+    if not detail:
+        return Probe(EMPTY, {})
     if detail.get("TYPE") == "drbd" and "PTTYPE" not in detail:
         return Probe(DRBD, detail)
     return Probe("foreign", detail)

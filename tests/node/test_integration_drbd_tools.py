@@ -7,7 +7,6 @@ come from the same drbdmeta).
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import subprocess
@@ -23,18 +22,6 @@ from builder.node.drbd import Drbdadm
 from builder.node.runner import SubprocessRunner
 
 
-def usable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    for tool in ("drbdadm", "drbdmeta", "blkid", "wipefs", "losetup", "mkfs.ext4", "sfdisk"):
-        if not shutil.which(tool):
-            return f"{tool} missing"
-    return None
-
-
-pytestmark = pytest.mark.skipif(usable() is not None, reason=str(usable()))
-
-
 @pytest.fixture
 def loop() -> Iterator[tuple[str, Path]]:
     base = Path(tempfile.mkdtemp(prefix="clusterctl-drbd-", dir="/var/tmp"))
@@ -42,9 +29,7 @@ def loop() -> Iterator[tuple[str, Path]]:
     with open(img, "wb") as f:
         f.truncate(64 << 20)
     r = subprocess.run(["losetup", "--find", "--show", str(img)], capture_output=True, text=True)
-    if r.returncode != 0:
-        shutil.rmtree(base)
-        pytest.skip(f"no loop device: {r.stderr.strip()}")
+    assert r.returncode == 0, f"no loop device: {r.stderr.strip()}"
     dev = r.stdout.strip()
     conf = base / "r0.res"
     conf.write_text(f"""resource r0 {{
