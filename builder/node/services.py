@@ -44,7 +44,14 @@ def is_linked(ctx: Ctx, path: str, mount: str) -> bool:
     return src.is_symlink() and os.readlink(src) == target_of(path, mount)
 
 
+def socket_of(svc: Service) -> str:
+    return svc.unit.removesuffix(".service") + ".socket"
+
+
 def stop(ctx: Ctx, svc: Service) -> None:
+    # Its socket first (MariaDB has one): a connection to it, even a health
+    # probe, would start the service again on local data.
+    ctx.run(["systemctl", "stop", socket_of(svc)], check=False)
     r = ctx.run(["systemctl", "stop", svc.unit], check=False)
     if r.returncode == UNIT_NOT_LOADED:
         log.warning("%s is not installed (nothing to stop)", svc.unit)
@@ -54,6 +61,7 @@ def stop(ctx: Ctx, svc: Service) -> None:
 
 def disable(ctx: Ctx, svc: Service) -> None:
     # heartbeat starts the services, never systemd at boot.
+    ctx.run(["systemctl", "disable", socket_of(svc)], check=False)  # most have none
     r = ctx.run(["systemctl", "disable", svc.unit], check=False)
     if not r.ok:
         log.warning("could not disable %s: %s", svc.unit, r.output)
