@@ -191,3 +191,12 @@ def test_bookworm_and_disk_backing_render(tmp_path: Path) -> None:
     assert "/etc/msmtprc" not in paths
     assert "disk      /dev/sdb;" in tree.get("/etc/drbd.d/r0.res").data.decode()
     assert "bcast repl0" in tree.get("/etc/ha.d/ha.cf").data.decode()
+
+
+def test_firstboot_is_not_ordered_before_what_it_starts(tree: Tree) -> None:
+    # `clusterctl boot` runs `systemctl start drbd.service heartbeat.service` from
+    # inside this unit: ordering it Before= them makes those jobs wait for the unit
+    # that waits for them (a deadlock seen in the lab).
+    unit = tree.get("/usr/lib/systemd/system/cluster-firstboot.service").data.decode()
+    before = " ".join(line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("Before="))
+    assert "drbd.service" not in before and "heartbeat.service" not in before
