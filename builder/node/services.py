@@ -48,10 +48,15 @@ def socket_of(svc: Service) -> str:
     return svc.unit.removesuffix(".service") + ".socket"
 
 
+def socket_pattern(svc: Service) -> str:
+    """All its sockets (mariadb.socket, mariadb-extra.socket): systemctl stop takes globs."""
+    return svc.unit.removesuffix(".service") + "*.socket"
+
+
 def stop(ctx: Ctx, svc: Service) -> None:
     # Its socket first (MariaDB has one): a connection to it, even a health
     # probe, would start the service again on local data.
-    ctx.run(["systemctl", "stop", socket_of(svc)], check=False)
+    ctx.run(["systemctl", "stop", socket_pattern(svc)], check=False)
     r = ctx.run(["systemctl", "stop", svc.unit], check=False)
     if r.returncode == UNIT_NOT_LOADED:
         log.warning("%s is not installed (nothing to stop)", svc.unit)
