@@ -6,9 +6,12 @@ and returns plain facts; deciding what is a failure is the scenario's job.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,7 +57,14 @@ def sip_options(net: LabNetwork, vip: str, port: int = 5060) -> str:
 
 
 def _mariadb(vip: str, password: str) -> list[str]:
-    return ["mariadb", "-h", vip, "-u", "pbx", f"-p{password}", "--connect-timeout=5", "-N", "-B", "pbx"]
+    # The password goes in a 0600 option file, never on a command line (argv is
+    # logged, shown by ps, and quoted in error messages).
+    conf = Path(tempfile.gettempdir()) / f"builder-lab-{os.getuid()}-{hashlib.sha256(password.encode()).hexdigest()[:12]}.cnf"
+    if not conf.exists():
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"[client]\nuser=pbx\npassword={password}\n")
+    return ["mariadb", f"--defaults-extra-file={conf}", "-h", vip, "--connect-timeout=5", "-N", "-B", "pbx"]
 
 
 def sql(net: LabNetwork, vip: str, password: str, query: str) -> str:
@@ -77,7 +87,7 @@ class Inserter:
 
     def start(self) -> None:
         self.net.run([*_mariadb(self.vip, self.password), "-e",
-                      "CREATE TABLE IF NOT EXISTS load (n INT PRIMARY KEY, at TIMESTAMP(6) DEFAULT NOW(6))"])
+                      "CREATE TABLE IF NOT EXISTS acked_rows (n INT PRIMARY KEY, at TIMESTAMP(6) DEFAULT NOW(6))"])
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
@@ -92,7 +102,7 @@ class Inserter:
             try:
                 while not self._stop.is_set():
                     n += 1
-                    proc.stdin.write(f"INSERT INTO load (n) VALUES ({n}); SELECT {n};\n".encode())
+                    proc.stdin.write(f"INSERT INTO acked_rows (n) VALUES ({n}); SELECT {n};\n".encode())
                     proc.stdin.flush()
                     line = proc.stdout.readline()
                     if not line:
@@ -115,15 +125,15 @@ class Inserter:
 
 MAIL_SINK = """
 import asyncio, json, sys
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from aiosmtpd.controller import Controller
 
 class Sink:
     async def handle_DATA(self, server, session, envelope):
-        msg = message_from_bytes(envelope.original_content or b"")
+        msg = message_from_bytes(envelope.original_content or b"", policy=policy.default)
         with open(sys.argv[3], "a") as f:
             f.write(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos,
-                                "subject": msg["Subject"]}) + "\\n")
+                                "subject": str(msg["Subject"])}) + "\\n")
         return "250 OK"
 
 Controller(Sink(), hostname=sys.argv[1], port=int(sys.argv[2])).start()

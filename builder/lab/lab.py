@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ def cluster_for(profile: Profile, secrets: Secrets, image: Path | None) -> Clust
 def down(cluster: Cluster) -> None:
     cluster.down()
     shutil.rmtree(workdir(cluster.profile), ignore_errors=True)
+    for conf in Path(tempfile.gettempdir()).glob(f"builder-lab-{os.getuid()}-*.cnf"):
+        conf.unlink(missing_ok=True)  # the SQL client's option files (passwords)
 
 
 def status(cluster: Cluster) -> dict[str, Any]:

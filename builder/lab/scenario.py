@@ -53,7 +53,7 @@ def wait_services(cluster: Cluster, since: float, timeout: float) -> dict[str, f
 
 
 def rows_check(cluster: Cluster, inserter: clients.Inserter, report: Report, key: str) -> None:
-    present_text = clients.sql(cluster.net, cluster.vip, cluster.secrets.db_password, "SELECT n FROM load")
+    present_text = clients.sql(cluster.net, cluster.vip, cluster.secrets.db_password, "SELECT n FROM acked_rows")
     present = {int(x) for x in present_text.split()}
     acked = set(inserter.acked)
     lost = sorted(acked - present)
