@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,9 @@ def sql(net: LabNetwork, vip: str, password: str, query: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
+ACK_TIMEOUT_S = 5
+
+
 @dataclass
 class Inserter:
     """Inserts numbered rows through the VIP, one client process per connection,
@@ -104,6 +108,10 @@ class Inserter:
                     n += 1
                     proc.stdin.write(f"INSERT INTO acked_rows (n) VALUES ({n}); SELECT {n};\n".encode())
                     proc.stdin.flush()
+                    # A dead server sends no RST: without a deadline the client
+                    # would wait on its TCP connection forever, and never reconnect.
+                    if not select.select([proc.stdout], [], [], ACK_TIMEOUT_S)[0]:
+                        break
                     line = proc.stdout.readline()
                     if not line:
                         break
