@@ -141,7 +141,7 @@ class Sink:
         msg = message_from_bytes(envelope.original_content or b"", policy=policy.default)
         with open(sys.argv[3], "a") as f:
             f.write(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos,
-                                "subject": str(msg["Subject"])}) + "\\n")
+                                "subject": str(msg["Subject"]).strip()}) + "\\n")
         return "250 OK"
 
 Controller(Sink(), hostname=sys.argv[1], port=int(sys.argv[2])).start()

@@ -8,6 +8,7 @@ CheckFailed naming it and is never retried.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,9 +69,10 @@ def detection(survivor: Node, killed: str, kill_wall: float) -> tuple[float | No
     dead = next((t for t, msg in lines if f"node {killed}: is dead" in msg), None)
     starts: dict[str, float] = {}
     for t, msg in lines:
-        if "Running /etc/ha.d/resource.d/" in msg and " start" in msg:
-            agent = msg.split("Running /etc/ha.d/resource.d/")[1].split()[0]
-            starts.setdefault(agent, round(t - kill_wall, 2))
+        # heartbeat logs "Running /etc/ha.d//resource.d/IPaddr2 ... start" (sic: two slashes)
+        m = re.search(r"Running /etc/ha\.d/+resource\.d/(\S+) .*\bstart$", msg)
+        if m:
+            starts.setdefault(m.group(1), round(t - kill_wall, 2))
     return (round(dead - kill_wall, 2) if dead else None), starts
 
 
