@@ -8,10 +8,9 @@ import json
 
 import pytest
 
-render = pytest.importorskip("builder.render")
-load = pytest.importorskip("builder.profile.load")
-
-from builder.node import config  # noqa: E402
+from builder import render
+from builder.node import config
+from builder.profile import load
 
 
 @pytest.mark.parametrize("name", load.builtin_names())

@@ -7,8 +7,6 @@ import stat
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from builder.packaging import deb
 from builder.packaging.model import Package
 
@@ -77,7 +75,6 @@ def _scriptlets(built: dict[str, Path], tmp_path: Path) -> list[Path]:
     return scripts
 
 
-@pytest.mark.skipif(subprocess.run(["which", "shellcheck"]).returncode, reason="no shellcheck")
 def test_shellcheck_maintainer_scripts(built: dict[str, Path], tmp_path: Path) -> None:
     scripts = _scriptlets(built, tmp_path)
     assert len(scripts) >= 7
