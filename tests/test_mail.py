@@ -2,57 +2,24 @@
 
 from __future__ import annotations
 
-import socket
-import ssl
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from builder.profile.load import load_profile
 from builder.render import render
 from tests.conftest import FAKE_SECRETS, pbx_ha_data, write_profile
-
-
-@dataclass
-class Sink:
-    messages: list[Envelope] = field(default_factory=list)
-
-    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-def _authenticator(server: object, session: Session, envelope: Envelope, mechanism: str, data: object) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and data.login == b"pbx-ha@example.invalid" \
-        and data.password == FAKE_SECRETS.smtp_password.encode()
-    return AuthResult(success=ok, handled=False)
+from tests.smtp_relay import Sink, smtp_relay
 
 
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[tuple[Sink, int, Path]]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
-                            authenticator=_authenticator, auth_require_tls=True, server_hostname="localhost")
-    controller.start()
-    try:
-        yield sink, port, cert
-    finally:
-        controller.stop()
+    with smtp_relay(tmp_path, FAKE_SECRETS.smtp_password) as r:
+        yield r
 
 
 def _msmtprc(tmp_path: Path, port: int, cert: Path, password: str) -> Path:

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import socket
-import ssl
 import subprocess
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from builder.node import cli, events, mail
 from builder.node.context import Ctx
@@ -23,29 +20,11 @@ from builder.node.runner import Result, SubprocessRunner
 from builder.profile.load import load_profile
 from builder.render import render
 from tests.conftest import FAKE_SECRETS, pbx_ha_data, write_profile
+from tests.smtp_relay import USER, Sink, smtp_relay
 
 from .test_health import Node, make_node
 
-USER = "pbx-ha@example.invalid"
 WRONG = "FAKE-wrong-password"
-
-
-@dataclass
-class Sink:
-    messages: list[Envelope] = field(default_factory=list)
-
-    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
-
-    def subjects(self) -> list[str]:
-        return [message_from_bytes(m.original_content or b"")["Subject"] for m in self.messages]
-
-
-def _auth(server: object, session: Session, envelope: Envelope, mechanism: str, data: object) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and data.login == USER.encode() \
-        and data.password == FAKE_SECRETS.smtp_password.encode()
-    return AuthResult(success=ok, handled=False)
 
 
 def free_port() -> int:
@@ -56,21 +35,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[tuple[Sink, int, Path]]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    port = free_port()
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
-                            authenticator=_auth, auth_require_tls=True, server_hostname="localhost")
-    controller.start()
-    try:
-        yield sink, port, cert
-    finally:
-        controller.stop()
+    with smtp_relay(tmp_path, FAKE_SECRETS.smtp_password) as r:
+        yield r
 
 
 def install_mail(root: Path, port: int, trust: Path, password: str = FAKE_SECRETS.smtp_password) -> dict[str, Any]:
