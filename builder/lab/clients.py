@@ -132,16 +132,18 @@ class Inserter:
 
 
 MAIL_SINK = """
-import asyncio, json, sys
+import asyncio, json, sys, time
 from email import message_from_bytes, policy
 from aiosmtpd.controller import Controller
 
 class Sink:
     async def handle_DATA(self, server, session, envelope):
         msg = message_from_bytes(envelope.original_content or b"", policy=policy.default)
+        part = msg.get_body(("plain",))
         with open(sys.argv[3], "a") as f:
-            f.write(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos,
-                                "subject": str(msg["Subject"]).strip()}) + "\\n")
+            f.write(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos, "at": time.time(),
+                                "subject": str(msg["Subject"]).strip(),
+                                "body": part.get_content() if part else ""}) + "\\n")
         return "250 OK"
 
 Controller(Sink(), hostname=sys.argv[1], port=int(sys.argv[2])).start()

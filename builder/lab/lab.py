@@ -66,6 +66,7 @@ def run(cluster: Cluster, report_file: Path | None, *, boot: bool = True) -> dic
     finally:
         if cluster.mail:
             report["mail"] = [m.get("subject") for m in cluster.mail.messages()]
+        report["infra_retries"] = [h for n in cluster.nodes for h in n.vm.hiccups]
         report["consoles"] = [str(p) for n in cluster.nodes for p in sorted(n.vm.spec.workdir.glob("console-*.log"))]
         if report_file:
             report_file.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,13 @@ def summary(report: dict[str, Any]) -> str:
     if "rejoin" in report:
         lines.append(f"  rejoin: failback {report['rejoin']['failback_s']} s, resync {report['rejoin']['resync_kb']} KiB")
     if "link_cut" in report:
-        lines.append(f"  replication link cut: no failover; healed in {report['link_cut']['heal_s']} s")
+        cut = report["link_cut"]
+        lines.append(f"  replication link cut: no failover; operator mailed after {cut.get('mail_s')} s; "
+                     f"healed in {cut.get('heal_s')} s")
+    if f.get("mail_s") is not None:
+        lines.append(f"  failover mail at the relay {f['mail_s']} s after the kill; one mail per event")
+    for hiccup in report.get("infra_retries", []):
+        lines.append(f"  infrastructure retry: {hiccup}")
     if "failed_check" in report:
         lines.append(f"  FAILED: {report['failed_check']}")
     return "\n".join(lines)

@@ -54,9 +54,13 @@ def wait_services(cluster: Cluster, since: float, timeout: float) -> dict[str, f
 
 
 def rows_check(cluster: Cluster, inserter: clients.Inserter, report: Report, key: str) -> None:
-    present_text = clients.sql(cluster.net, cluster.vip, cluster.secrets.db_password, "SELECT n FROM acked_rows")
-    present = {int(x) for x in present_text.split()}
+    # Acked rows first, then the table: the inserter keeps going, and a row acked
+    # after the SELECT began is not in its answer (a first run "lost" one that way).
     acked = set(inserter.acked)
+    present_text = clients.sql(cluster.net, cluster.vip, cluster.secrets.db_password, "SELECT n FROM acked_rows")
+    if not present_text:
+        raise CheckFailed(f"{key}: the rows could not be read back through the VIP")
+    present = {int(x) for x in present_text.split()}
     lost = sorted(acked - present)
     report[key] = {"rows_acked": len(acked), "rows_present": len(present & acked), "rows_lost": len(lost)}
     if lost:
@@ -74,6 +78,37 @@ def detection(survivor: Node, killed: str, kill_wall: float) -> tuple[float | No
         if m:
             starts.setdefault(m.group(1), round(t - kill_wall, 2))
     return (round(dead - kill_wall, 2) if dead else None), starts
+
+
+EVENT_LINE = re.compile(r"^\S+ {2}(?:critical|warning|info) +(.+)$", re.MULTILINE)
+MAIL = 420  # a health event needs two cron runs (a minute apart) to be confirmed, then msmtp
+
+
+def mail_texts(mail: dict[str, Any]) -> list[str]:
+    """What one mail announces: its subject and, in clusterctl's, each event line."""
+    return [str(mail.get("subject", "")), *EVENT_LINE.findall(str(mail.get("body", "")))]
+
+
+def mails_saying(cluster: Cluster, text: str, since: int = 0) -> list[dict[str, Any]]:
+    """The mails the relay got after the first `since` that announce `text`."""
+    assert cluster.mail
+    return [m for m in cluster.mail.messages()[since:] if any(text in t for t in mail_texts(m))]
+
+
+def expect_mail(cluster: Cluster, text: str, since: int, t0: float, what: str) -> float:
+    """Wait for the relay to get a mail announcing `text`; seconds since t0."""
+    poll(lambda: mails_saying(cluster, text, since), f"the relay got a mail saying {text!r} ({what})",
+         timeout=MAIL, every=5)
+    return round(time.monotonic() - t0, 1)
+
+
+def exactly_once(cluster: Cluster, texts: list[str], since: int, phase: str) -> None:
+    """One real event, one mail: both nodes see a cut link, only one may say so."""
+    for text in texts:
+        got = mails_saying(cluster, text, since)
+        if len(got) != 1:
+            subjects = [m.get("subject") for m in got]
+            raise CheckFailed(f"{phase}: {len(got)} mails say {text!r}, expected exactly 1: {subjects}")
 
 
 def run(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
@@ -96,6 +131,7 @@ def run(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
 
     # Hard failover: pull the preferred node's plug.
     b.status()  # fresh clock offset of the survivor
+    mail_mark = len(cluster.mail.messages()) if cluster.mail else 0
     kill_wall, killed_at = time.time(), a.vm.kill()
     poll(lambda: cluster.vip_holder() is b, f"{b.name} holds the VIP", timeout=TAKEOVER, every=1)
     vip_s = round(time.monotonic() - killed_at, 1)
@@ -107,6 +143,10 @@ def run(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
                           "vip_s": vip_s, "services_back_s": back, "resource_start_s": resources}
     poll(more_rows(inserter), "inserts resume through the VIP", timeout=TAKEOVER, every=2)
     rows_check(cluster, inserter, report, "after_failover")
+    if cluster.mail:  # the new holder's health check, and heartbeat's MailTo at takeover
+        said = f"failover: {b.name} took over"
+        report["failover"]["mail_s"] = expect_mail(cluster, said, mail_mark, killed_at, "hard failover")
+        exactly_once(cluster, [said, "Takeover in progress"], mail_mark, "hard failover")
 
     # Rejoin: the killed node boots again, resyncs the delta, and takes its services back.
     oos_kb = b.status().get("drbd", {}).get("out_of_sync_kib") or 0
@@ -119,17 +159,30 @@ def run(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
     inserter.stop()
     rows_check(cluster, inserter, report, "after_failback")
 
-    # Replication link cut while both run: no failover, no split brain; healing resyncs.
+    # Replication link cut while both run: no failover, no split brain, one mail; healing resyncs.
+    res = cluster.profile.drbd.resource
+    mail_mark = len(cluster.mail.messages()) if cluster.mail else 0
+    cut = time.monotonic()
     cluster.net.set_link(a.taps["replication"], False)
     poll(lambda: a.status().get("drbd", {}).get("cs") != "Connected", "DRBD notices the cut", timeout=180, every=3)
     wait_services(cluster, time.monotonic(), timeout=60)
+    report["link_cut"] = {}
+    if cluster.mail:  # the cut lasts until the operator has been told
+        report["link_cut"]["mail_s"] = expect_mail(cluster, f"DRBD {res} disconnected", mail_mark, cut, "link cut")
     if cluster.vip_holder() is not a:
         raise CheckFailed("the VIP moved on a replication-link cut (heartbeat has a second path)")
     cluster.net.set_link(a.taps["replication"], True)
     healed = time.monotonic()
     poll(lambda: ready(a, active=True) and ready(b, active=False), "DRBD reconnected and in sync after the cut",
          timeout=600, every=5)
-    report["link_cut"] = {"heal_s": round(time.monotonic() - healed, 1)}
+    report["link_cut"].update(cut_s=round(healed - cut, 1), heal_s=round(time.monotonic() - healed, 1))
+    if cluster.mail:
+        expect_mail(cluster, f"recovered: DRBD {res} connected", mail_mark, healed, "link healed")
+        exactly_once(cluster, [f"DRBD {res} disconnected", f"recovered: DRBD {res} connected"], mail_mark,
+                     "replication-link cut")
+        moved = mails_saying(cluster, "failover:", mail_mark) + mails_saying(cluster, "Takeover in progress", mail_mark)
+        if moved:
+            raise CheckFailed(f"replication-link cut: failover mails for no failover: {[m['subject'] for m in moved]}")
 
 
 def more_rows(inserter: clients.Inserter) -> Callable[[], bool]:

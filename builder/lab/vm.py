@@ -9,6 +9,7 @@ Consoles go to one file per boot; ttyS1 is the node's read-only status port.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -22,8 +23,14 @@ from builder.errors import BuilderError
 from builder.lab.net import LabNetwork
 from builder.run import run
 
+log = logging.getLogger("builder")
+
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
+class VmStartError(BuilderError):
+    """QEMU exited or never opened its sockets: the host's trouble, not the guest's."""
 
 
 @dataclass
@@ -45,6 +52,7 @@ class Vm:
         self.net = net
         self.proc: subprocess.Popen[bytes] | None = None
         self.boots = 0
+        self.hiccups: list[str] = []
         spec.workdir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -95,6 +103,17 @@ class Vm:
         return argv
 
     def start(self) -> None:
+        """Boot; a QEMU that fails to start (an infrastructure hiccup, not a failed
+        check) is retried once and recorded in self.hiccups for the report."""
+        try:
+            self._start_once()
+        except VmStartError as e:
+            self.hiccups.append(str(e).splitlines()[0])
+            log.warning("%s: QEMU did not start, retrying once", self.spec.name)
+            self.stop()
+            self._start_once()
+
+    def _start_once(self) -> None:
         self.prepare()
         self.boots += 1
         self.status_socket.unlink(missing_ok=True)
@@ -104,7 +123,7 @@ class Vm:
         while not self.status_socket.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 tail = (self.spec.workdir / f"qemu-{self.boots}.log").read_text(errors="replace")[-2000:]
-                raise BuilderError(f"QEMU for {self.spec.name} did not start:\n{tail}")
+                raise VmStartError(f"QEMU for {self.spec.name} did not start (boot {self.boots}):\n{tail}")
             time.sleep(0.2)
 
     def pid(self) -> int | None:

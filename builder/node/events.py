@@ -14,6 +14,10 @@ Rules (run every minute by cron, on both nodes):
   like anything new, if it is still there on the next run.
 - "failover: X took over" when the VIP arrives on this node between two runs
   (so it is reported by the new holder only).
+- Conditions both nodes see (links, DRBD connection, resync) are journaled on
+  both but mailed by one: the VIP holder, or the standby when the holder is
+  gone from the LAN or nobody holds the VIP (health.reports_shared). One real
+  event, one mail.
 Times for these rules come from ctx.clock (monotonic, per boot, hence the reset
 at boot); wall-clock strings are only for people.
 """
@@ -55,6 +59,7 @@ class Event:
     text: str
     key: str = ""
     at: str = field(default_factory=wall)
+    shared: bool = False  # seen by both nodes: mailed by the reporter only (health.reports_shared)
 
 
 @dataclass
@@ -99,7 +104,7 @@ def step(conds: dict[str, dict[str, Any]], seen: dict[str, Condition], now: floa
                                    "flips": [], "changed_at": now, "announced_at": None})
         present = c is not None
         if c is not None:
-            s.update(severity=c.severity, message=c.message, recovered=c.recovered)
+            s.update(severity=c.severity, message=c.message, recovered=c.recovered, shared=c.shared)
         if present != s["present"]:
             s.update(present=present, streak=1, changed_at=now)
             s["flips"].append(now)
@@ -113,17 +118,17 @@ def step(conds: dict[str, dict[str, Any]], seen: dict[str, Condition], now: floa
             again_too_soon = s["announced_at"] is not None and now - s["announced_at"] < MIN_GAP_S
             if present and not again_too_soon and (s["streak"] >= CONFIRM or flapping):
                 tail = " (flapping)" if s["streak"] < CONFIRM else ""
-                events.append(Event("new", s["severity"], s["message"] + tail, key))
+                events.append(Event("new", s["severity"], s["message"] + tail, key, shared=s["shared"]))
                 s.update(announced=True, announced_at=now, notified_at=now)
         elif not present:
             # A flapping condition recovers only after MIN_GAP_S of calm.
             calm = not flapping or now - s["changed_at"] >= MIN_GAP_S
             if s["streak"] >= CONFIRM and calm:
-                events.append(Event("recovered", INFO, s["recovered"], key))
+                events.append(Event("recovered", INFO, s["recovered"], key, shared=s.get("shared", False)))
                 s["announced"] = False
         elif reminder_s > 0 and now - s["notified_at"] >= reminder_s:
             text = f"still: {s['message']} (for {_ago(now - s['since'])})"
-            events.append(Event("reminder", s["severity"], text, key))
+            events.append(Event("reminder", s["severity"], text, key, shared=s.get("shared", False)))
             s["notified_at"] = now
         if not present and not s["announced"] and not s["flips"]:
             del conds[key]  # quiet for a whole flap window: forget it
@@ -175,7 +180,8 @@ def run(ctx: Ctx, cluster: Cluster, send: Sender = mail.send) -> Outcome:
     for ev in events:
         journal(ctx, ev)
     unsent: list[dict[str, Any]] = (prev or {}).get("unsent") or []  # kept across boots
-    outbox = [Event(**e) for e in unsent] + events if alerts else []
+    mailed = [e for e in events if reading.reporter or not e.shared]  # the peer mails the rest
+    outbox = [Event(**e) for e in unsent] + mailed if alerts else []
     sent = None
     if alerts and outbox:
         sent = send(ctx, alerts, subject(cluster, me, outbox), body(me, outbox, reading))

@@ -32,6 +32,7 @@ class Condition:
     severity: str
     message: str
     cleared: str = ""  # the event when it clears; default "recovered: <message>"
+    shared: bool = False  # both nodes see it (link, DRBD connection): only the reporter mails it
 
     @property
     def recovered(self) -> str:
@@ -44,6 +45,7 @@ class Reading:
     conditions: list[Condition]
     holder: bool  # the VIP is on this node (= it runs the resources)
     drbd_connected: bool
+    reporter: bool = True  # this node mails the shared conditions (see reports_shared)
 
 
 def node_name(ctx: Ctx, cluster: Cluster) -> str:
@@ -62,7 +64,7 @@ def peer_links(ctx: Ctx, cluster: Cluster, me: str) -> list[Condition]:
         if not ping(ctx, addr):
             out.append(Condition(f"peer.{link}", WARNING,
                                  f"peer {peer.name} lost on {link} link (no reply from {addr})",
-                                 f"recovered: peer {peer.name} reachable on {link} link"))
+                                 f"recovered: peer {peer.name} reachable on {link} link", shared=True))
     return out
 
 
@@ -87,33 +89,36 @@ def drbd_conditions(ctx: Ctx, cluster: Cluster, st: drbd.MinorStatus, holder: bo
         # road there (drbdadm disconnect) after a connection is worth the same alarm.
         if seen_connected or kernel_split_brain(ctx, cluster):
             out.append(Condition("drbd.split-brain", CRITICAL, f"split-brain detected on {res}",
-                                 f"recovered: {res} reconnected after split-brain"))
+                                 f"recovered: {res} reconnected after split-brain", shared=True))
         else:
             out.append(Condition("drbd.connection", CRITICAL,
                                  f"DRBD {res} disconnected (StandAlone: not trying to reconnect)",
-                                 f"recovered: DRBD {res} connected"))
+                                 f"recovered: DRBD {res} connected", shared=True))
     elif not st.connected:
         out.append(Condition("drbd.connection", WARNING, f"DRBD {res} disconnected ({st.cs})",
-                             f"recovered: DRBD {res} connected"))
+                             f"recovered: DRBD {res} connected", shared=True))
     if st.cs in SYNCING:
         done = f", {st.sync_percent:.1f}%" if st.sync_percent is not None else ""
         out.append(Condition("drbd.resync", INFO, f"DRBD {res} resyncing ({st.cs}{done})",
-                             f"resync finished on {res}"))
+                             f"resync finished on {res}", shared=True))
     elif st.disk != "UpToDate":
         sev = CRITICAL if st.role == "Primary" or st.disk in ("Diskless", "Failed") else WARNING
+        # Outdated is the peer's fencing at a disconnect (dopd), part of the holder's
+        # "disconnected" mail; Inconsistent/Diskless/Failed are this node's own trouble.
         out.append(Condition("drbd.disk", sev, f"DRBD {res} local disk is {st.disk}",
-                             f"recovered: DRBD {res} local disk UpToDate"))
+                             f"recovered: DRBD {res} local disk UpToDate", shared=st.disk == "Outdated"))
     elif st.connected and st.peer_disk != "UpToDate":
         out.append(Condition("drbd.peer-disk", WARNING, f"DRBD {res} peer disk is {st.peer_disk}",
-                             f"recovered: DRBD {res} peer disk UpToDate"))
+                             f"recovered: DRBD {res} peer disk UpToDate", shared=True))
     if st.role == "Primary" and st.peer_role == "Primary":
-        out.append(Condition("drbd.roles", CRITICAL, f"both nodes are Primary on {res}"))
+        out.append(Condition("drbd.roles", CRITICAL, f"both nodes are Primary on {res}", shared=True))
     elif holder and st.role != "Primary":
         out.append(Condition("drbd.roles", CRITICAL, f"VIP held here but {res} is {st.role}"))
     elif not holder and st.role == "Primary":
         out.append(Condition("drbd.roles", WARNING, f"{res} is Primary here but the VIP is not"))
     elif st.connected and st.role == st.peer_role == "Secondary":
-        out.append(Condition("drbd.roles", CRITICAL, f"no node is Primary on {res}: resources are down"))
+        out.append(Condition("drbd.roles", CRITICAL, f"no node is Primary on {res}: resources are down",
+                             shared=True))
     return out
 
 
@@ -183,13 +188,21 @@ def check(ctx: Ctx, cluster: Cluster, me: str, seen_connected: bool = False) -> 
     if not holder and not conds and not ping(ctx, vip["address"]):
         # The peer answers but nobody answers for the VIP: no node runs the resources.
         conds.append(Condition("vip", CRITICAL, f"VIP {vip['address']} not held by any node",
-                               f"recovered: VIP {vip['address']} answers"))
+                               f"recovered: VIP {vip['address']} answers", shared=True))
     conds += drbd_conditions(ctx, cluster, st, holder, seen_connected)
     conds += heartbeat_condition(ctx, me)
     if holder:
         conds += active_conditions(ctx, cluster)
     conds += time_condition(ctx)
-    return Reading(me, conds, holder, st.connected)
+    return Reading(me, conds, holder, st.connected, reports_shared(holder, conds))
+
+
+def reports_shared(holder: bool, conds: list[Condition]) -> bool:
+    """Both nodes see a cut link or a DRBD disconnect; one mail is enough. The
+    VIP holder reports them; the standby only when the holder cannot be counted
+    on: the peer is gone from the public LAN (the relay's side) or nobody holds
+    the VIP."""
+    return holder or any(c.key in ("peer.public", "vip") for c in conds)
 
 
 def provisioned(ctx: Ctx, cluster: Cluster) -> bool:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from builder.lab.cluster import Cluster, client_address
+from builder.lab.vm import Vm, VmSpec, VmStartError
 from builder.profile.load import load_profile
 from tests.conftest import FAKE_SECRETS
 
@@ -31,3 +37,40 @@ def test_each_nic_is_a_tap_with_the_profiles_mac_and_no_user_networking(tmp_path
     assert "-accel tcg" in argv
     bridges = {t.name: t.bridge for t in cluster.net.taps}
     assert bridges == {"t0p": "br-pub", "t0r": "br-repl", "t1p": "br-pub", "t1r": "br-repl"}
+
+
+class FlakyQemu(Vm):
+    """A 'QEMU' that dies at its first start (a host hiccup), then opens its status socket."""
+
+    def argv(self) -> list[str]:
+        if self.boots == 1:
+            return ["sh", "-c", "echo 'qemu: could not open /dev/net/tun' >&2; exit 1"]
+        return [sys.executable, "-c", "import socket, sys, time; s = socket.socket(socket.AF_UNIX); "
+                f"s.bind({str(self.status_socket)!r}); s.listen(); time.sleep(60)"]
+
+
+class Here:
+    """A LabNetwork stand-in that runs commands in the host's namespace."""
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, **kwargs)
+
+
+def test_a_qemu_that_fails_to_start_is_retried_once_and_reported(tmp_path: Path) -> None:
+    vm = FlakyQemu(VmSpec("kava1", tmp_path / "base.qcow2", tmp_path / "kava1", []), Here())  # type: ignore[arg-type]
+    vm.prepare = lambda: None  # type: ignore[method-assign]  # no disk needed
+    try:
+        vm.start()
+        assert vm.running() and vm.boots == 2
+        assert vm.hiccups == ["QEMU for kava1 did not start (boot 1):"]
+    finally:
+        vm.stop()
+
+
+def test_a_qemu_that_fails_twice_is_an_error(tmp_path: Path) -> None:
+    vm = FlakyQemu(VmSpec("kava1", tmp_path / "base.qcow2", tmp_path / "kava1", []), Here())  # type: ignore[arg-type]
+    vm.prepare = lambda: None  # type: ignore[method-assign]
+    vm.argv = lambda: ["sh", "-c", "exit 1"]  # type: ignore[method-assign]
+    with pytest.raises(VmStartError, match="boot 2"):
+        vm.start()
+    assert len(vm.hiccups) == 1

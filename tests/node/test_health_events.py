@@ -9,7 +9,7 @@ import pytest
 
 from builder.node import cli, events
 
-from .test_health import Node, make_node
+from .test_health import CONNECTED, Node, make_node
 
 ALERTS = {"recipients": ["ops@example.invalid"], "sender": "pbx-ha@example.invalid", "reminder_s": 1800}
 REPL_LOST = "peer kava2 lost on replication link (no reply from 10.1.1.2)"
@@ -210,3 +210,37 @@ def test_status_only_reads_health_json(node: Node, capsys: pytest.CaptureFixture
 def test_status_before_any_health_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     node = make_node(tmp_path, monkeypatch)
     assert events.status_section(node.ctx, node.cluster) == {"checked": None, "conditions": [], "last_event": None}
+
+
+def test_a_cut_replication_link_is_mailed_once_by_the_holder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kava1 = make_node(tmp_path, monkeypatch, "kava1", active=True, alerts=ALERTS)
+    kava2 = make_node(tmp_path, monkeypatch, "kava2", active=False, alerts=ALERTS)
+    kava1.run(), kava2.run()
+    kava1.down, kava2.down = {"10.1.1.2"}, {"10.1.1.1"}
+    kava1.drbd("WFConnection", "Primary/Unknown", "UpToDate/DUnknown")
+    kava2.drbd("WFConnection", "Secondary/Unknown", "Outdated/DUnknown")  # dopd fenced it
+    for _ in range(3):
+        kava1.run(), kava2.run()
+    assert len(kava1.sent) == 1 and "DRBD r0 disconnected (WFConnection)" in kava1.sent[0][1]
+    assert kava2.sent == []  # the holder told the operator already
+    logged = [c[-1] for c in kava2.runner.commands("logger")]
+    assert "EVENT warning DRBD r0 disconnected (WFConnection)" in logged  # but kava2's journal has it
+    kava1.down = kava2.down = set()
+    kava1.drbd(*CONNECTED)
+    kava2.drbd("Connected", "Secondary/Primary", "UpToDate/UpToDate")
+    for _ in range(3):
+        kava1.run(), kava2.run()
+    assert len(kava1.sent) == 2 and "recovered: DRBD r0 connected" in kava1.sent[1][1]
+    assert kava2.sent == []
+
+
+def test_the_standby_mails_what_both_see_when_the_holder_is_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kava2 = make_node(tmp_path, monkeypatch, "kava2", active=False, alerts=ALERTS)
+    kava2.run()
+    kava2.down = {"10.1.1.1", "192.168.0.100"}  # kava1 gone from both links, VIP still on it (no takeover yet)
+    kava2.drbd("WFConnection", "Secondary/Unknown", "UpToDate/DUnknown")
+    kava2.run(), kava2.run()
+    assert len(kava2.sent) == 1
+    assert "DRBD r0 disconnected (WFConnection)" in kava2.sent[0][1]
+    assert "peer kava1 lost on public link" in kava2.sent[0][1]
