@@ -9,7 +9,7 @@ from tests.conftest import REPO
 
 
 def test_ruff() -> None:
-    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "builder", "tests"],
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "builder", "tests", "scripts"],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -20,6 +20,7 @@ def test_mypy() -> None:
 
 
 def test_shellcheck_project_scripts() -> None:
-    scripts = [*sorted(str(p) for p in (REPO / "scripts").glob("*.sh")), str(REPO / ".ci" / "run")]
+    scripts = [*sorted(str(p) for p in (REPO / "scripts").glob("*.sh")), str(REPO / ".ci" / "run"),
+               str(REPO / "scripts/stdeb/postinst"), str(REPO / "scripts/stdeb/prerm")]
     proc = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
