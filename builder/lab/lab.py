@@ -37,6 +37,15 @@ def down(cluster: Cluster) -> None:
         conf.unlink(missing_ok=True)  # the SQL client's option files (passwords)
 
 
+def keep_consoles(cluster: Cluster, prefix: str = "") -> None:
+    """Copy every console log to out/lab-consoles before `down` removes the workdir."""
+    keep = Path("out") / "lab-consoles"
+    keep.mkdir(parents=True, exist_ok=True)
+    for node in cluster.nodes:
+        for p in sorted(node.vm.spec.workdir.glob("console-*.log")):
+            shutil.copy(p, keep / f"{prefix}{node.name}-{p.name}")
+
+
 def status(cluster: Cluster) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for node in cluster.nodes:
@@ -72,10 +81,7 @@ def run(cluster: Cluster, report_file: Path | None, *, boot: bool = True) -> dic
             report_file.parent.mkdir(parents=True, exist_ok=True)
             report_file.write_text(json.dumps(report, indent=2) + "\n")
         if boot:
-            keep = Path("out") / "lab-consoles"
-            keep.mkdir(parents=True, exist_ok=True)
-            for p in report["consoles"]:
-                shutil.copy(p, keep / f"{Path(p).parent.name}-{Path(p).name}")
+            keep_consoles(cluster)
             down(cluster)
     return report
 
