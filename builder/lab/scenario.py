@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from builder.lab import clients
@@ -111,6 +112,14 @@ def exactly_once(cluster: Cluster, texts: list[str], since: int, phase: str) -> 
             raise CheckFailed(f"{phase}: {len(got)} mails say {text!r}, expected exactly 1: {subjects}")
 
 
+def health_ran_after(node: Node, host_time: float) -> bool:
+    """The node's cron health check finished after this host-clock time."""
+    checked = node.status().get("health", {}).get("checked")
+    if not checked:
+        return False
+    return datetime.strptime(checked, "%Y-%m-%dT%H:%M:%S%z").timestamp() - node.clock_offset > host_time
+
+
 def come_up(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
     """Both nodes provision themselves; the preferred one serves on the VIP."""
     a, b = cluster.preferred, cluster.peer
@@ -173,6 +182,7 @@ def run(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
 
     # Rejoin: the killed node boots again, resyncs the delta, and takes its services back.
     oos_kb = b.status().get("drbd", {}).get("out_of_sync_kib") or 0
+    mail_mark = len(cluster.mail.messages()) if cluster.mail else 0
     rejoin = time.monotonic()
     a.vm.start()
     poll(lambda: ready(b, active=False) and ready(a, active=True),
@@ -181,6 +191,13 @@ def run(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
     poll(more_rows(inserter), "inserts continue after failback", timeout=TAKEOVER, every=2)
     inserter.stop()
     rows_check(cluster, inserter, report, "after_failback")
+    # Let both health checks run once more, so what they say of the failback is
+    # sent before the next story starts counting mails.
+    settled = time.time()
+    poll(lambda: health_ran_after(a, settled) and health_ran_after(b, settled),
+         "both nodes' health checks ran after the failback", timeout=MAIL, every=5)
+    if cluster.mail:  # heartbeat's MailTo announces the failback
+        exactly_once(cluster, ["Takeover in progress"], mail_mark, "failback")
 
     # Replication link cut while both run: no failover, no split brain, one mail; healing resyncs.
     res = cluster.profile.drbd.resource
