@@ -141,12 +141,9 @@ def cmd_repo(args: argparse.Namespace) -> int:
 
 @command
 def cmd_image(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from builder.image.build import build_image, parse_formats
+    from builder.image.build import parse_formats
+    from builder.image.pipeline import node_image
     from builder.image.progress import Stages
-    from builder.packaging.build import build_packages
-    from builder.render import render
 
     source, profile = _load(args)
     formats = parse_formats(args.format)
@@ -154,12 +151,8 @@ def cmd_image(args: argparse.Namespace) -> int:
         raise InputError(f"--node {args.node}: not a node of {profile.cluster.name}",
                          hint=f"use one of: {', '.join(n.name for n in profile.nodes)}")
     stages = Stages()
-    stages("Building the cluster package")
-    tree = render(profile, _secrets(source, quiet=False))
-    with tempfile.TemporaryDirectory(prefix="builder-debs-") as tmp:
-        debs = build_packages(profile, tree, ("deb",), Path(tmp), args.build_number)
-        outputs = build_image(profile, debs, Path(args.out), formats,
-                              Path(args.cache_dir) if args.cache_dir else None, args.node, stages)
+    outputs = node_image(profile, _secrets(source, quiet=False), Path(args.out), formats,
+                         Path(args.cache_dir) if args.cache_dir else None, args.node, stages, args.build_number)
     stages.finish("image ready")
     for path in outputs:
         print(path)
@@ -178,6 +171,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                       ("rpmlint", "checks .rpm"), ("createrepo_c", "yum repositories"),
                       ("apt-ftparchive", "apt repositories"), ("mmdebstrap", "acceptance roots"),
                       ("qemu-img", "qcow2 images"), ("qemu-system-x86_64", "boot tests and the lab"),
+                      ("xorriso", "installer ISO"), ("mkfs.vfat", "installer ISO (dosfstools)"),
+                      ("mcopy", "installer ISO (mtools)"), ("zstd", "installer ISO"),
                       ("msmtp", "alert mail tests")):
         path = shutil.which(tool)
         print(f"{'ok  ' if path else 'MISSING'} {tool:20} {path or ''}  ({why})")
@@ -201,7 +196,12 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     source, profile = _load(args)
     cluster = lab.cluster_for(profile, _secrets(source), Path(args.image) if args.image else None)
-    if args.verb == "up":
+    if args.verb == "bench":
+        from builder.lab import bench
+
+        report_file = Path(args.report) if args.report else None
+        say(bench.summary(bench.run(cluster, report_file)))
+    elif args.verb == "up":
         lab.down(cluster)
         cluster.up()
         say(f"lab up: {', '.join(n.name for n in cluster.nodes)} booting in namespace {cluster.net.namespace}; "
@@ -255,7 +255,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="write to this file instead of stdout")
     for name, help_ in (("package", "build the cluster package (.deb and/or .rpm)"),
                         ("repo", "build the packages and an apt + yum repository holding them"),
-                        ("image", "build the bootable node image (raw, qcow2) with mkosi")):
+                        ("image", "build the bootable node image (raw, qcow2) and the installer ISO with mkosi")):
         p = add(name, help_)
         profile_arg(p)
         p.add_argument("--out", "-o", default="out", help="output folder (default: out)")
@@ -263,13 +263,16 @@ def parser() -> argparse.ArgumentParser:
         if name == "package":
             p.add_argument("--format", "-f", default="all", choices=("deb", "rpm", "all"))
         if name == "image":
-            p.add_argument("--format", "-f", default="all", choices=("raw", "qcow2", "all"))
+            p.add_argument("--format", "-f", default="all",
+                           help="raw, qcow2, iso (the bare-metal installer), or a comma-separated list; "
+                                "all = raw,qcow2 (default)")
             p.add_argument("--cache-dir", help="mkosi caches (default: ~/.cache/builder/mkosi)")
             p.add_argument("--node", help="bake this node's identity into the image (default: found at first boot)")
     add("doctor", "say which host tools builder found and what is missing")
     p = add("lab", "boot both nodes from the image in QEMU and prove provisioning and failover")
-    p.add_argument("verb", choices=("up", "status", "test", "down", "run"),
-                   help="run = up, test, down in one go (what CI runs)")
+    p.add_argument("verb", choices=("up", "status", "test", "down", "run", "bench"),
+                   help="run = up, test, down in one go (what CI runs); bench = hard failover with the "
+                        "profile's heartbeat timings and with the tutorial's, and their ratios")
     profile_arg(p)
     p.add_argument("--image", help="node image (default: out/<cluster>.qcow2)")
     p.add_argument("--report", help="write the JSON report (timings, counts) here")

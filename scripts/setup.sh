@@ -29,6 +29,8 @@ packages=(
     python3-stdeb python3-all dh-python debhelper gnupg zstd
     # images and the lab
     qemu-system-x86 qemu-utils ovmf xorriso e2fsprogs fdisk systemd-container curl
+    # the installer ISO: its EFI system partition image (FAT), written without mounting
+    dosfstools mtools
     # alerts: the mail client the nodes use, and a real SMTP server for tests
     msmtp python3-aiosmtpd openssl
     # lab clients: SQL through the VIP

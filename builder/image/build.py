@@ -1,4 +1,5 @@
-"""`builder image`: profile + local .debs -> <cluster>.raw and <cluster>.qcow2.
+"""`builder image`: profile + local .debs -> <cluster>.raw, <cluster>.qcow2 and/or
+<cluster>-installer.iso (the bare-metal installer, builder/image/iso.py).
 
 The cache folder (default ${XDG_CACHE_HOME:-~/.cache}/builder/mkosi) holds all
 that survives between builds, so nothing lands in the host's /var/cache or
@@ -27,16 +28,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from builder.errors import BuilderError, InputError
+from builder.image import iso
 from builder.image.config import image_spec, read_deb, render
 from builder.image.mkosi_tool import SETUP_HINT, MkosiTool, find_mkosi
 from builder.image.stream import run_logged
 from builder.profile.model import Profile
 from builder.run import run
 
-FORMATS = ("raw", "qcow2")
+FORMATS = ("raw", "qcow2")  # what "all" means
+# The ISO builds a second mkosi image (the installer): asked for by name only.
+ALL_FORMATS = (*FORMATS, "iso")
 MIN_FREE_BYTES = 4 << 30
 
 Progress = Callable[[str], None]
+FORMAT_HINT = "use raw, qcow2, iso, all (= raw,qcow2) or a comma-separated list"
 
 
 def default_cache_dir() -> Path:
@@ -52,12 +57,12 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
             f = f.strip()
             if f == "all":
                 out += FORMATS
-            elif f in FORMATS:
+            elif f in ALL_FORMATS:
                 out.append(f)
             else:
-                raise InputError(f"--format {f}: unknown image format", hint="use raw, qcow2 or all")
+                raise InputError(f"--format {f}: unknown image format", hint=FORMAT_HINT)
     if not out:
-        raise InputError("no image format requested", hint="use raw, qcow2 or all")
+        raise InputError("no image format requested", hint=FORMAT_HINT)
     return tuple(dict.fromkeys(out))
 
 
@@ -125,7 +130,8 @@ def build_image(
     *,
     tool: MkosiTool | None = None,
 ) -> list[Path]:
-    """Build the node image; return the written files (raw and/or qcow2, then the manifest).
+    """Build the node image; return the written files (raw, qcow2 and/or the installer ISO,
+    then the manifest).
 
     Outputs appear atomically: a failed build leaves no file under the requested
     names (earlier good outputs stay as they were) and no mkosi workspace.
@@ -141,6 +147,8 @@ def build_image(
     tool = tool or find_mkosi()
     if not shutil.which("qemu-img") and "qcow2" in fmts:
         raise BuilderError("qemu-img not found (needed for qcow2)", hint=SETUP_HINT)
+    if "iso" in fmts:
+        iso.check_tools()
 
     for d in ("cache", "packages", "output", "workspace", "config", "logs"):
         (cache_dir / d).mkdir(parents=True, exist_ok=True)
@@ -181,16 +189,29 @@ def build_image(
             staged = staged_dir / f"{spec.output}.raw"
             if not staged.is_file():
                 raise BuilderError(f"mkosi finished but wrote no {staged}", hint=f"see {log_file}")
-            return _publish(spec.output, staged, staged_dir, out_dir, fmts, say)
+            extra: list[tuple[Path, Path]] = []
+            if "iso" in fmts:
+                tmp = iso.build_iso(profile, staged, out_dir, cache_dir, tool, say)
+                extra.append((tmp, out_dir / tmp.name.removeprefix(".").removesuffix(".tmp")))
+            return _publish(spec.output, staged, staged_dir, out_dir, fmts, say, extra)
         finally:
             _clean_workspace(workspace)
 
 
 def _publish(
-    name: str, staged: Path, staged_dir: Path, out_dir: Path, fmts: tuple[str, ...], say: Progress
+    name: str,
+    staged: Path,
+    staged_dir: Path,
+    out_dir: Path,
+    fmts: tuple[str, ...],
+    say: Progress,
+    extra: Sequence[tuple[Path, Path]] = (),
 ) -> list[Path]:
-    """Write every requested file under a temporary name, then rename them all."""
-    pending: list[tuple[Path, Path]] = []  # (tmp, final)
+    """Write every requested file under a temporary name, then rename them all.
+
+    `extra`: files already written under a temporary name (the ISO): (tmp, final).
+    """
+    pending: list[tuple[Path, Path]] = list(extra)  # (tmp, final)
     try:
         if "qcow2" in fmts:
             say("Converting to qcow2")

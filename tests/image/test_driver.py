@@ -57,8 +57,9 @@ def test_failed_command_reports_the_command_and_the_tail(tmp_path: Path) -> None
 def test_formats() -> None:
     assert parse_formats("all") == ("raw", "qcow2")
     assert parse_formats(["qcow2", "raw,qcow2"]) == ("qcow2", "raw")
+    assert parse_formats("qcow2,iso") == ("qcow2", "iso")  # the installer ISO: by name, not in "all"
     with pytest.raises(InputError):
-        parse_formats("iso")
+        parse_formats("vmdk")
 
 
 def test_mkosi_stage_lines() -> None:
