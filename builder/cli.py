@@ -195,7 +195,18 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from builder.lab import lab
 
     source, profile = _load(args)
-    cluster = lab.cluster_for(profile, _secrets(source), Path(args.image) if args.image else None)
+    iso = None
+    if args.install_from_iso is not None:
+        if args.verb != "run":
+            raise InputError("--install-from-iso works with `builder lab run` only",
+                             hint=f"builder lab run --profile {profile.cluster.name} --install-from-iso")
+        iso = Path(args.install_from_iso or f"out/{profile.cluster.name}-installer.iso")
+        if not iso.is_file():
+            raise InputError(f"no installer ISO at {iso}",
+                             hint=f"build it: builder image --profile {profile.cluster.name} --format iso")
+    # Installed from the ISO, the nodes' disks are written by the installer: no image overlay.
+    image = iso or (Path(args.image) if args.image else None)
+    cluster = lab.cluster_for(profile, _secrets(source), image)
     if args.verb == "bench":
         from builder.lab import bench
 
@@ -214,7 +225,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     else:
         report_file = Path(args.report) if args.report else None
         try:
-            report = lab.run(cluster, report_file, boot=args.verb == "run")
+            report = lab.run(cluster, report_file, boot=args.verb == "run", install_from=iso)
         finally:
             if report_file and report_file.exists():
                 say(lab.summary(json.loads(report_file.read_text())))
@@ -276,6 +287,9 @@ def parser() -> argparse.ArgumentParser:
     profile_arg(p)
     p.add_argument("--image", help="node image (default: out/<cluster>.qcow2)")
     p.add_argument("--report", help="write the JSON report (timings, counts) here")
+    p.add_argument("--install-from-iso", nargs="?", const="", metavar="ISO",
+                   help="run: install both nodes from the installer ISO first, as on bare metal "
+                        "(default ISO: out/<cluster>-installer.iso)")
     return ap
 
 
