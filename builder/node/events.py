@@ -13,7 +13,8 @@ Rules (run every minute by cron, on both nodes):
   baseline: nothing recovers and there is no failover; what is wrong is announced
   like anything new, if it is still there on the next run.
 - "failover: X took over" when the VIP arrives on this node between two runs
-  (so it is reported by the new holder only).
+  after this node saw it held by the peer (so it is reported by the new holder
+  only, and the cluster's first start is no failover).
 - Conditions both nodes see (links, DRBD connection, resync) are journaled on
   both but mailed by one: the VIP holder, or the standby when the holder is
   gone from the LAN or nobody holds the VIP (health.reports_shared). One real
@@ -173,8 +174,11 @@ def run(ctx: Ctx, cluster: Cluster, send: Sender = mail.send) -> Outcome:
     reading = health.check(ctx, cluster, me, seen_connected=bool(st.get("seen_connected")))
     conds: dict[str, dict[str, Any]] = st.get("conditions") or {}
     events: list[Event] = []
-    if not baseline and reading.holder and not st.get("holder"):
+    # A failover is the VIP arriving here after this node saw it on the peer; the
+    # first start of the cluster (VIP nowhere before) is no failover.
+    if not baseline and reading.holder and not st.get("holder") and st.get("peer_held"):
         events.append(Event("failover", WARNING, f"failover: {me} took over (VIP {cluster.vip.address})"))
+    peer_held = not reading.holder and (bool(st.get("peer_held")) or reading.vip_elsewhere)
     events += step(conds, {c.key: c for c in reading.conditions}, now,
                    alerts.reminder_s if alerts else 3600)
     for ev in events:
@@ -193,6 +197,7 @@ def run(ctx: Ctx, cluster: Cluster, send: Sender = mail.send) -> Outcome:
         last = {"at": events[-1].at, "text": events[-1].text}
     doc = {
         "format": FORMAT, "node": me, "boot_id": boot, "checked": wall(), "holder": reading.holder,
+        "peer_held": peer_held,
         "seen_connected": bool(st.get("seen_connected")) or reading.drbd_connected,
         "conditions": conds, "last_event": last, "unsent": unsent,
     }

@@ -46,6 +46,7 @@ class Reading:
     holder: bool  # the VIP is on this node (= it runs the resources)
     drbd_connected: bool
     reporter: bool = True  # this node mails the shared conditions (see reports_shared)
+    vip_elsewhere: bool = False  # not here, but the VIP answers: the peer runs the resources
 
 
 def node_name(ctx: Ctx, cluster: Cluster) -> str:
@@ -185,7 +186,8 @@ def check(ctx: Ctx, cluster: Cluster, me: str, seen_connected: bool = False) -> 
     holder = bool(vip["held_here"])
     st = drbd.status(ctx, cluster.drbd.minor)
     conds = peer_links(ctx, cluster, me)
-    if not holder and not conds and not ping(ctx, vip["address"]):
+    vip_elsewhere = not holder and ping(ctx, vip["address"])
+    if not holder and not conds and not vip_elsewhere:
         # The peer answers but nobody answers for the VIP: no node runs the resources.
         conds.append(Condition("vip", CRITICAL, f"VIP {vip['address']} not held by any node",
                                f"recovered: VIP {vip['address']} answers", shared=True))
@@ -194,7 +196,7 @@ def check(ctx: Ctx, cluster: Cluster, me: str, seen_connected: bool = False) -> 
     if holder:
         conds += active_conditions(ctx, cluster)
     conds += time_condition(ctx)
-    return Reading(me, conds, holder, st.connected, reports_shared(holder, conds))
+    return Reading(me, conds, holder, st.connected, reports_shared(holder, conds), vip_elsewhere)
 
 
 def reports_shared(holder: bool, conds: list[Condition]) -> bool:

@@ -244,3 +244,28 @@ def test_the_standby_mails_what_both_see_when_the_holder_is_gone(
     assert len(kava2.sent) == 1
     assert "DRBD r0 disconnected (WFConnection)" in kava2.sent[0][1]
     assert "peer kava1 lost on public link" in kava2.sent[0][1]
+
+
+def test_the_clusters_first_start_is_no_failover(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kava1 = make_node(tmp_path, monkeypatch, "kava1", active=False, alerts=ALERTS)
+    kava1.down = {"192.168.0.105"}  # heartbeat still in initdead: the VIP is nowhere yet
+    kava1.drbd("Connected", "Secondary/Secondary", "UpToDate/UpToDate")
+    kava1.run()
+    kava1.down = set()
+    kava1.holds_vip(True)
+    kava1.world.mounted = True
+    kava1.drbd(*CONNECTED)
+    assert kava1.run() == []
+    assert not any("failover" in subject for subject, _ in kava1.sent)
+
+
+def test_a_failover_detected_only_after_the_vip_went_silent_is_still_reported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kava2 = make_node(tmp_path, monkeypatch, "kava2", active=False, alerts=ALERTS)
+    kava2.run()  # the VIP answers from kava1
+    kava2.down = {"10.1.1.1", "192.168.0.100", "192.168.0.105"}  # kava1 dies; a run falls before the takeover
+    kava2.run()
+    kava2.holds_vip(True)
+    kava2.world.mounted = True
+    kava2.drbd("WFConnection", "Primary/Unknown", "UpToDate/DUnknown")
+    assert "failover: kava2 took over (VIP 192.168.0.105)" in kava2.run()
