@@ -67,9 +67,10 @@ class Node:
             self.clock_offset = answer["time"] - (t0 + t1) / 2
         return answer.get("status", answer)
 
-    def journal(self, unit: str, since: float) -> list[tuple[float, str]]:
-        """(host-clock time, message) of a unit's journal lines since a host-clock time."""
-        answer = self.vm.ask(f"journal {unit} {since + self.clock_offset:.3f}", timeout=60)
+    def journal(self, unit: str, since: float, verb: str = "journal") -> list[tuple[float, str]]:
+        """(host-clock time, message) of a unit's journal lines since a host-clock time;
+        verb "grep": every journal line holding the word `unit` instead."""
+        answer = self.vm.ask(f"{verb} {unit} {since + self.clock_offset:.3f}", timeout=60)
         return [(t - self.clock_offset, msg) for t, msg in answer.get("lines", [])]
 
 

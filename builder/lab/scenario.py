@@ -73,7 +73,8 @@ def detection(survivor: Node, killed: str, kill_wall: float) -> tuple[float | No
     lines = survivor.journal("heartbeat.service", kill_wall - 1)
     dead = next((t for t, msg in lines if f"node {killed}: is dead" in msg), None)
     starts: dict[str, float] = {}
-    for t, msg in lines:
+    # Not `-u heartbeat`: journald files some of ResourceManager's lines under no unit.
+    for t, msg in survivor.journal("resource.d", kill_wall - 1, verb="grep"):
         # heartbeat logs "Running /etc/ha.d//resource.d/IPaddr2 ... start" (sic: two slashes)
         m = re.search(r"Running /etc/ha\.d/+resource\.d/(\S+) .*\bstart$", msg)
         if m:

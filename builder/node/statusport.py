@@ -5,6 +5,11 @@ Enabled only when the systemd credential `cluster.status-port` names a device
 JSON line back, and nothing that changes the node:
   status                   -> {"time": t, "status": <clusterctl status --json>}
   journal <unit> <epoch>   -> {"time": t, "lines": [[epoch, message], ...]}
+  grep <word> <epoch>      -> the same, for every journal line since then holding <word>
+The grep form exists because journald files a short-lived process's syslog
+line under no unit when the process has exited before journald looks at it:
+heartbeat's ResourceManager logs through such processes, so `-u heartbeat`
+misses some of its "Running ... start" lines.
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ def answer(ctx: Ctx, cluster: Cluster, line: str) -> dict[str, Any]:
     now = time.time()
     if words == ["status"]:
         return {"time": now, "status": status.collect(ctx, cluster)}
-    if len(words) == 3 and words[0] == "journal" and _UNIT.match(words[1]):
+    if len(words) == 3 and words[0] in ("journal", "grep") and _UNIT.match(words[1]):
         since = float(words[2])
-        r = ctx.run(["journalctl", "-u", words[1], "--since", f"@{since:.3f}", "-o", "short-unix",
+        match = ["-u", words[1]] if words[0] == "journal" else ["--grep", re.escape(words[1])]
+        r = ctx.run(["journalctl", *match, "--since", f"@{since:.3f}", "-o", "short-unix",
                      "--no-pager", "-q"], check=False, timeout=60)
         lines = []
         for text in r.stdout.splitlines():

@@ -25,3 +25,12 @@ def test_unknown_or_unsafe_requests_are_refused(ctx: Ctx, runner: FakeRunner, cl
 def test_disabled_without_the_credential(ctx: Ctx, runner: FakeRunner, cluster: Cluster) -> None:
     assert statusport.serve(ctx, cluster) == 0
     assert runner.calls == []
+
+
+def test_grep_reads_every_unit_for_a_word(ctx: Ctx, runner: FakeRunner, cluster: Cluster) -> None:
+    runner.script("journalctl", out="1764280001.5 kava2 ResourceManager(default)[90]: info: Running "
+                                    "/etc/ha.d//resource.d/IPaddr2 192.168.0.105/24/lan0 start\n")
+    reply = statusport.answer(ctx, cluster, "grep resource.d 1764279990.5")
+    assert reply["lines"][0][0] == 1764280001.5 and "IPaddr2" in reply["lines"][0][1]
+    assert runner.calls[-1][:3] == ("journalctl", "--grep", r"resource\.d")
+    assert "error" in statusport.answer(ctx, cluster, "grep a|b 1")
