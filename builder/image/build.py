@@ -30,7 +30,7 @@ from pathlib import Path
 from builder.errors import BuilderError, InputError
 from builder.image import iso
 from builder.image.config import image_spec, read_deb, render
-from builder.image.mkosi_tool import SETUP_HINT, MkosiTool, find_mkosi
+from builder.image.mkosi_tool import SETUP_HINT, MkosiTool, find_mkosi, mkosi_argv
 from builder.image.stream import run_logged
 from builder.profile.model import Profile
 from builder.run import run
@@ -95,20 +95,6 @@ def _place(src: Path, tmp: Path) -> None:
         if e.errno != errno.EXDEV:
             raise
         run(["cp", "--sparse=always", "--reflink=auto", src, tmp])
-
-
-def mkosi_argv(tool: MkosiTool, config_dir: Path, cache_dir: Path) -> list[str]:
-    """The mkosi command line: host-specific folders here, the rest in the rendered config."""
-    return [
-        *tool.argv,
-        "--directory", str(config_dir),
-        "--force",
-        "--output-directory", str(cache_dir / "output"),
-        "--cache-directory", str(cache_dir / "cache"),
-        "--package-cache-dir", str(cache_dir / "packages"),
-        "--workspace-directory", str(cache_dir / "workspace"),
-        "build",
-    ]  # fmt: skip
 
 
 def _mkosi_stage(line: str) -> str | None:

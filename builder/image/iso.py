@@ -42,7 +42,7 @@ from pathlib import Path
 
 from builder.errors import BuilderError, InputError
 from builder.image.config import TOOLS_TREE_RELEASE, _text, resolve_mirrors
-from builder.image.mkosi_tool import MkosiTool
+from builder.image.mkosi_tool import MkosiTool, mkosi_argv
 from builder.image.stream import run_logged
 from builder.profile.model import Profile
 from builder.run import run
@@ -234,19 +234,6 @@ def check_tools() -> None:
         )
 
 
-def installer_mkosi_argv(tool: MkosiTool, config_dir: Path, cache_dir: Path) -> list[str]:
-    return [
-        *tool.argv,
-        "--directory", str(config_dir),
-        "--force",
-        "--output-directory", str(cache_dir / "output"),
-        "--cache-directory", str(cache_dir / "cache-installer"),
-        "--package-cache-dir", str(cache_dir / "packages"),
-        "--workspace-directory", str(cache_dir / "workspace"),
-        "build",
-    ]  # fmt: skip
-
-
 def build_installer(spec: InstallerSpec, cache_dir: Path, tool: MkosiTool, say: Progress) -> tuple[Path, Path]:
     """Build the installer UKI with mkosi: (UKI, systemd-boot binary) in cache_dir/output.
 
@@ -271,7 +258,7 @@ def build_installer(spec: InstallerSpec, cache_dir: Path, tool: MkosiTool, say: 
             say("installer: " + s.lstrip("‣ ").strip())
 
     run_logged(
-        installer_mkosi_argv(tool, config_dir, cache_dir),
+        mkosi_argv(tool, config_dir, cache_dir, cache="cache-installer"),
         log_file,
         env={**os.environ, **tool.env},
         cwd=config_dir,

@@ -105,3 +105,19 @@ def find_mkosi(private_dir: Path | None = None) -> MkosiTool:
         + (f" (found only {', '.join(found)})" if found else f" (looked in {folder} and PATH)"),
         hint=SETUP_HINT,
     )
+
+
+def mkosi_argv(tool: MkosiTool, config_dir: Path, cache_dir: Path, cache: str = "cache") -> list[str]:
+    """The mkosi command line: host-specific folders here, the rest in the rendered config.
+    `cache`: the incremental-image folder under cache_dir (the installer keeps its own:
+    mkosi names caches by distribution~release~arch, which the node image shares)."""
+    return [
+        *tool.argv,
+        "--directory", str(config_dir),
+        "--force",
+        "--output-directory", str(cache_dir / "output"),
+        "--cache-directory", str(cache_dir / cache),
+        "--package-cache-dir", str(cache_dir / "packages"),
+        "--workspace-directory", str(cache_dir / "workspace"),
+        "build",
+    ]  # fmt: skip
