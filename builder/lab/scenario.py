@@ -140,7 +140,8 @@ def itemise(resources: dict[str, float], dead_s: float, failover_s: float) -> di
     order = sorted(resources.items(), key=lambda kv: kv[1])
     ends = [t for _, t in order[1:]] + [failover_s]
     out = {"wait_before_first_s": round(order[0][1] - dead_s, 2)} if order else {}
-    out.update({name: round(end - start, 2) for (name, start), end in zip(order, ends, strict=True)})
+    # The last one (MailTo) may start after the services already answer: 0, not negative.
+    out.update({name: round(max(end, start) - start, 2) for (name, start), end in zip(order, ends, strict=True)})
     return out
 
 

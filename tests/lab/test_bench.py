@@ -35,3 +35,8 @@ def test_takeover_is_itemised_per_resource_from_heartbeats_start_times() -> None
 def test_ratios() -> None:
     assert bench.ratio(4.5, 30.0) == 0.15
     assert bench.ratio(None, 30.0) is None and bench.ratio(4.5, 0) is None
+
+
+def test_a_resource_starting_after_the_services_answer_counts_zero() -> None:
+    items = scenario.itemise({"drbddisk": 5.0, "apache2": 40.0, "MailTo": 46.0}, dead_s=4.4, failover_s=45.1)
+    assert items["MailTo"] == 0.0 and items["apache2"] == 6.0
