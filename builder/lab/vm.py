@@ -29,6 +29,15 @@ OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
 
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie left for a parent that does not reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 class VmStartError(BuilderError):
     """QEMU exited or never opened its sockets: the host's trouble, not the guest's."""
 
@@ -131,7 +140,7 @@ class Vm:
             pid = int((self.spec.workdir / "qemu.pid").read_text())
         except (OSError, ValueError):
             return None
-        return pid if Path(f"/proc/{pid}").exists() else None
+        return pid if _alive(pid) else None
 
     def running(self) -> bool:
         if self.proc is not None:
@@ -147,8 +156,8 @@ class Vm:
         os.kill(pid, signal.SIGKILL)
         if self.proc is not None:
             self.proc.wait()  # reap: kill(pid, 0) succeeds on a zombie
-        else:
-            while Path(f"/proc/{pid}").exists():
+        else:  # started by an earlier `builder lab up`: not our child, nobody may reap it
+            while _alive(pid):
                 time.sleep(0.05)
         return t
 
