@@ -206,7 +206,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
                              hint=f"build it: builder image --profile {profile.cluster.name} --format iso")
     # Installed from the ISO, the nodes' disks are written by the installer: no image overlay.
     image = iso or (Path(args.image) if args.image else None)
-    cluster = lab.cluster_for(profile, _secrets(source), image)
+    cluster = lab.cluster_for(profile, _secrets(source), image, args.accel)
     if args.verb == "bench":
         from builder.lab import bench
 
@@ -280,6 +280,8 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--cache-dir", help="mkosi caches (default: ~/.cache/builder/mkosi)")
             p.add_argument("--node", help="bake this node's identity into the image (default: found at first boot)")
     add("doctor", "say which host tools builder found and what is missing")
+    from builder.lab.vm import ACCEL
+
     p = add("lab", "boot both nodes from the image in QEMU and prove provisioning and failover")
     p.add_argument("verb", choices=("up", "status", "test", "down", "run", "bench"),
                    help="run = up, test, down in one go (what CI runs); bench = hard failover with the "
@@ -287,6 +289,9 @@ def parser() -> argparse.ArgumentParser:
     profile_arg(p)
     p.add_argument("--image", help="node image (default: out/<cluster>.qcow2)")
     p.add_argument("--report", help="write the JSON report (timings, counts) here")
+    p.add_argument("--accel", choices=tuple(ACCEL), default="tcg",
+                   help="QEMU acceleration: tcg (tuned, default), tcg-plain (QEMU's defaults, to measure the "
+                        "tuning against), kvm (only where guests boot with it)")
     p.add_argument("--install-from-iso", nargs="?", const="", metavar="ISO",
                    help="run: install both nodes from the installer ISO first, as on bare metal "
                         "(default ISO: out/<cluster>-installer.iso)")

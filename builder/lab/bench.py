@@ -57,13 +57,13 @@ def ratio(ours: float | None, theirs: float | None) -> float | None:
 
 def run(cluster: Cluster, report_file: Path | None) -> dict[str, Any]:
     profile, secrets = cluster.profile, cluster.secrets
-    report: dict[str, Any] = {"cluster": profile.cluster.name, "started": time.time()}
+    report: dict[str, Any] = {"cluster": profile.cluster.name, "started": time.time(), "accel": cluster.accel}
     try:
         report["profile"] = failover_once(cluster)
         tutorial = tutorial_profile(profile)
         out = image_dir(profile)
         image = next(p for p in node_image(tutorial, secrets, out, "qcow2") if p.suffix == ".qcow2")
-        report["tutorial"] = failover_once(lab.cluster_for(tutorial, secrets, image))
+        report["tutorial"] = failover_once(lab.cluster_for(tutorial, secrets, image, cluster.accel))
         ours, theirs = report["profile"]["failover"], report["tutorial"]["failover"]
         report["ratios"] = {key: ratio(ours.get(key), theirs.get(key))
                             for key in ("detection_s", "takeover_s", "failover_s", "vip_s")}

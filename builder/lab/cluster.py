@@ -78,6 +78,7 @@ class Cluster:
     def __init__(self, profile: Profile, secrets: Secrets, image: Path, workdir: Path, accel: str = "tcg") -> None:
         self.profile = profile
         self.secrets = secrets
+        self.accel = accel
         self.vip = str(profile.vip.address.ip)
         per_node: list[dict[str, Tap]] = []
         for i, n in enumerate(profile.nodes):

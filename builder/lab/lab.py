@@ -28,11 +28,11 @@ def workdir(profile: Profile) -> Path:
     return Path(base) / "builder" / "lab" / profile.cluster.name
 
 
-def cluster_for(profile: Profile, secrets: Secrets, image: Path | None) -> Cluster:
+def cluster_for(profile: Profile, secrets: Secrets, image: Path | None, accel: str = "tcg") -> Cluster:
     image = image or Path("out") / f"{profile.cluster.name}.qcow2"
     if not image.is_file():
         raise InputError(f"no image at {image}", hint=f"build it: builder image --profile {profile.cluster.name}")
-    return Cluster(profile, secrets, image.absolute(), workdir(profile))
+    return Cluster(profile, secrets, image.absolute(), workdir(profile), accel)
 
 
 def down(cluster: Cluster) -> None:
@@ -83,7 +83,8 @@ def run(cluster: Cluster, report_file: Path | None, *, boot: bool = True,
     """The scenario with the report; the cluster is torn down afterwards when we booted it.
     install_from: write each node's disk with this installer ISO first (instead of
     copy-on-write overlays of the image)."""
-    report: dict[str, Any] = {"cluster": cluster.profile.cluster.name, "started": time.time()}
+    report: dict[str, Any] = {"cluster": cluster.profile.cluster.name, "started": time.time(),
+                              "accel": cluster.accel}
     try:
         if boot:
             down(cluster)  # leftovers of a crashed run

@@ -34,7 +34,7 @@ def test_each_nic_is_a_tap_with_the_profiles_mac_and_no_user_networking(tmp_path
     assert "tap,id=n0,ifname=t0p" in argv and "tap,id=n1,ifname=t0r" in argv
     assert "-netdev user" not in argv and "slirp" not in argv and "hostfwd" not in argv
     assert "io.systemd.credential:cluster.node=kava1" in argv
-    assert "-accel tcg" in argv
+    assert "-accel tcg,thread=multi" in argv  # the tuned TCG by default
     bridges = {t.name: t.bridge for t in cluster.net.taps}
     assert bridges == {"t0p": "br-pub", "t0r": "br-repl", "t1p": "br-pub", "t1r": "br-repl"}
 
@@ -54,6 +54,16 @@ class Here:
 
     def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, **kwargs)
+
+
+@pytest.mark.parametrize(("accel", "qemu_accel", "cpu"), [("tcg-plain", "tcg", "max"), ("kvm", "kvm", "host")])
+def test_the_accel_choice_sets_qemus_accelerator_and_cpu(tmp_path: Path, accel: str, qemu_accel: str,
+                                                         cpu: str) -> None:
+    profile = load_profile("pbx-ha")
+    image = tmp_path / "pbx-ha.qcow2"
+    image.touch()
+    argv = Cluster(profile, FAKE_SECRETS, image, tmp_path / "lab", accel).peer.vm.argv()
+    assert argv[argv.index("-accel") + 1] == qemu_accel and argv[argv.index("-cpu") + 1] == cpu
 
 
 def test_a_qemu_that_fails_to_start_is_retried_once_and_reported(tmp_path: Path) -> None:
