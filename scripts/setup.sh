@@ -33,8 +33,8 @@ packages=(
     dosfstools mtools
     # alerts: the mail client the nodes use, and a real SMTP server for tests
     msmtp python3-aiosmtpd openssl
-    # lab clients: SQL through the VIP
-    mariadb-client
+    # lab clients: SQL through the VIP; the lab's site DNS (no daemon: -base)
+    mariadb-client dnsmasq-base
 )
 
 stamp=/var/lib/builder/setup-apt.stamp
@@ -53,6 +53,20 @@ fi
 # mkosi for images: from Debian 13's package, or unpacked privately on 12.
 if [ -x scripts/setup-mkosi.sh ]; then
     scripts/setup-mkosi.sh
+fi
+
+# The lab's site time server: chronyd from Debian's chrony package, unpacked
+# privately, because installing chrony would replace the host's own time daemon.
+chrony_dir=/var/lib/builder/chrony
+if [ ! -x "$chrony_dir/usr/sbin/chronyd" ] || ! "$chrony_dir/usr/sbin/chronyd" -v >/dev/null 2>&1; then
+    echo "setup: unpacking chronyd into $chrony_dir (for the lab)"
+    work=$(mktemp -d /var/tmp/builder-setup-chrony.XXXXXX)
+    (cd "$work" && { apt-get download -q -o APT::Sandbox::User=root chrony >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1; apt-get download -q -o APT::Sandbox::User=root chrony; }; })
+    rm -rf "$chrony_dir" && mkdir -p "$chrony_dir"
+    dpkg -x "$work"/chrony_*.deb "$chrony_dir"
+    rm -rf "$work"
+    "$chrony_dir/usr/sbin/chronyd" -v >/dev/null
 fi
 
 # The venv always uses Debian's python3, not whatever comes first on PATH.

@@ -14,6 +14,7 @@ from typing import Any
 
 from builder.lab import clients
 from builder.lab.net import LabNetwork, Tap
+from builder.lab.site import Site, site_plan
 from builder.lab.vm import Vm, VmSpec
 from builder.profile.model import Profile
 from builder.profile.secrets import Secrets
@@ -27,6 +28,7 @@ def client_address(profile: Profile) -> IPv4Interface:
     relay = relay_address(profile)
     if relay:
         used.add(relay.ip)
+    used |= {a.ip for a in site_plan(profile).addresses}
     for host in reversed(list(net.hosts())):
         if host not in used:
             return IPv4Interface(f"{host}/{net.prefixlen}")
@@ -87,10 +89,12 @@ class Cluster:
                 mac = getattr(n, kind).mac or f"52:54:00:{0xa0 + i:02x}:{0 if kind == 'public' else 1:02x}:01"
                 per_node[i][kind] = Tap(f"t{i}{kind[0]}", bridge, mac)
         relay = relay_address(profile)
+        plan = site_plan(profile)
         self.net = LabNetwork(f"blab-{profile.cluster.name}"[:15], client_address(profile),
                               replication_probe_address(profile),
                               tuple(t for taps in per_node for t in taps.values()),
-                              extra=(relay,) if relay else ())
+                              extra=tuple(dict.fromkeys([*([relay] if relay else []), *plan.addresses])))
+        self.site = Site(self.net, plan, workdir / "site")
         self.mail = (clients.MailSink(self.net, str(relay.ip), profile.alerts.smtp.port, workdir / "mail.jsonl")
                      if relay and profile.alerts else None)
         self.nodes = [
@@ -111,12 +115,14 @@ class Cluster:
 
     def up(self) -> None:
         self.net.up()
+        self.site.start()
         if self.mail:
             self.mail.start()
         for node in self.nodes:
             node.vm.start()
 
     def down(self) -> None:
+        self.site.stop()
         if self.mail:
             self.mail.stop()
         for node in self.nodes:

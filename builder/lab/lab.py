@@ -119,6 +119,8 @@ def summary(report: dict[str, Any]) -> str:
     lines = [f"lab {report.get('cluster')}: {report.get('result')}"]
     if "ready_s" in report:
         lines.append(f"  ready after {report['ready_s']} s (both nodes provisioned, DRBD in sync)")
+    if "time_synchronised_s" in report:
+        lines.append(f"  clocks synchronised to the site's time server after {report['time_synchronised_s']} s")
     if f:
         lines.append(f"  hard failover: {f.get('failover_s')} s = detection {f.get('detection_s')} s "
                      f"+ takeover {f.get('takeover_s')} s; VIP after {f.get('vip_s')} s; "

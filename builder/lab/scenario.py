@@ -133,6 +133,12 @@ def come_up(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
     wait_services(cluster, time.monotonic(), timeout=120)
     if cluster.vip_holder() is not a:
         raise CheckFailed(f"the VIP is not on the preferred node {a.name}")
+    if cluster.site.plan.serves_time:  # the profile's DNS and time servers work as on a real LAN
+        servers = {str(x.ip) for x in cluster.site.plan.time_addresses}
+        poll(lambda: all(n.status().get("time", {}).get("source") in servers for n in (a, b)),
+             f"both nodes' clocks synchronised to the site's time server {', '.join(sorted(servers))}",
+             timeout=300, every=5)
+        report["time_synchronised_s"] = round(time.monotonic() - t0, 1)
 
 
 def itemise(resources: dict[str, float], dead_s: float, failover_s: float) -> dict[str, float]:
@@ -225,6 +231,10 @@ def run(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
         moved = mails_saying(cluster, "failover:", mail_mark) + mails_saying(cluster, "Takeover in progress", mail_mark)
         if moved:
             raise CheckFailed(f"replication-link cut: failover mails for no failover: {[m['subject'] for m in moved]}")
+        clock = mails_saying(cluster, "clock not synchronised")
+        if cluster.site.plan.serves_time and clock:
+            raise CheckFailed(f"a node mailed that its clock is not synchronised while the site served time: "
+                              f"{[m['subject'] for m in clock]}")
 
 
 def more_rows(inserter: clients.Inserter) -> Callable[[], bool]:

@@ -15,6 +15,7 @@ from builder.node.errors import NodeError
 from builder.node.runner import SubprocessRunner
 
 log = logging.getLogger("clusterctl")
+status.register("time", lambda ctx, cluster: health.clock(ctx))
 status.register("health", events.status_section)
 
 EPILOG = """exit status: 0 ok, 1 a step failed (rerun resumes), 2 bad cluster.json,

@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from builder.node import drbd, identity, probes, status
 from builder.node.config import Cluster
@@ -24,6 +25,7 @@ MIN_FREE = 0.10  # warn below 10 % free on the replicated filesystem
 SYNCING = frozenset({"SyncSource", "SyncTarget", "PausedSyncS", "PausedSyncT",
                      "StartingSyncS", "StartingSyncT", "WFBitMapS", "WFBitMapT", "WFSyncUUID"})
 _LEAP = re.compile(r"^Leap status\s*:\s*(.+)$", re.MULTILINE)
+_REFERENCE = re.compile(r"^Reference ID\s*:\s*\S+\s*\(([^)]*)\)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -161,22 +163,32 @@ def active_conditions(ctx: Ctx, cluster: Cluster) -> list[Condition]:
     return out
 
 
-def time_condition(ctx: Ctx) -> list[Condition]:
+def clock(ctx: Ctx) -> dict[str, Any]:
+    """Is the clock synchronised, to which server, and how we know: chrony's
+    tracking, else timedatectl (a node whose admin swapped chrony out)."""
     r = ctx.run(["chronyc", "-n", "tracking"], check=False)
     m = _LEAP.search(r.stdout) if r.ok else None
     if m:
         leap = m.group(1).strip()
-        synced, how = leap != "Not synchronised", f"chrony leap status {leap}"
-    else:
-        r = ctx.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"], check=False)
-        answer = r.stdout.strip()
-        if not r.ok or answer not in ("yes", "no"):
-            return [Condition("time", WARNING, "cannot tell whether the clock is synchronised "
-                              "(chronyc and timedatectl gave no answer)", "recovered: clock sync readable")]
-        synced, how = answer == "yes", "timedatectl NTPSynchronized=no"
-    if synced:
+        synced = leap != "Not synchronised"
+        ref = _REFERENCE.search(r.stdout)
+        return {"synchronised": synced, "source": ref.group(1) if synced and ref else None,
+                "how": f"chrony leap status {leap}"}
+    r = ctx.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"], check=False)
+    answer = r.stdout.strip()
+    if not r.ok or answer not in ("yes", "no"):
+        return {"synchronised": None, "source": None, "how": "chronyc and timedatectl gave no answer"}
+    return {"synchronised": answer == "yes", "source": None, "how": f"timedatectl NTPSynchronized={answer}"}
+
+
+def time_condition(ctx: Ctx) -> list[Condition]:
+    c = clock(ctx)
+    if c["synchronised"] is None:
+        return [Condition("time", WARNING, f"cannot tell whether the clock is synchronised ({c['how']})",
+                          "recovered: clock sync readable")]
+    if c["synchronised"]:
         return []
-    return [Condition("time", WARNING, f"clock not synchronised ({how})", "recovered: clock synchronised")]
+    return [Condition("time", WARNING, f"clock not synchronised ({c['how']})", "recovered: clock synchronised")]
 
 
 def check(ctx: Ctx, cluster: Cluster, me: str, seen_connected: bool = False) -> Reading:

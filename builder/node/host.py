@@ -1,8 +1,9 @@
-"""Step "host": hostname, /etc/hosts, static addresses (systemd-networkd), time sync."""
+"""Step "host": hostname, /etc/hosts, static addresses (systemd-networkd), DNS, time sync."""
 
 from __future__ import annotations
 
 import logging
+import os
 
 from builder.node.config import Cluster, Link, Node
 from builder.node.context import Ctx, atomic_write
@@ -61,6 +62,22 @@ def render_hosts(existing: str, cluster: Cluster) -> str:
     return "\n".join(block + kept) + "\n"
 
 
+def render_resolv(link: Link) -> str:
+    return ("# Written by clusterctl from /etc/cluster/cluster.json (the public link's dns).\n"
+            + "".join(f"nameserver {d}\n" for d in link.dns))
+
+
+def write_resolv(ctx: Ctx, link: Link) -> bool:
+    """The node image has no systemd-resolved, so networkd's DNS= is read by nobody:
+    glibc (and chrony resolving the time servers) reads /etc/resolv.conf. Where
+    resolved is in charge (the file links into its run folder) DNS= reaches it.
+    True when the file changed."""
+    path = ctx.path("/etc/resolv.conf")
+    if not link.dns or (path.is_symlink() and "/systemd/resolve/" in os.readlink(path)):
+        return False
+    return atomic_write(path, render_resolv(link))
+
+
 def set_hostname(ctx: Ctx, name: str) -> None:
     atomic_write(ctx.path("/etc/hostname"), name + "\n")
     current = ctx.path("/proc/sys/kernel/hostname")
@@ -82,12 +99,16 @@ def apply(ctx: Ctx, cluster: Cluster, node: Node) -> None:
         atomic_write(ctx.path(network_path(link)), render_network(link, public))
     # Always apply, even if the files were already there: a crash may have come
     # between writing them and the reload.
+    dns_changed = write_resolv(ctx, node.public)
     ctx.run(["systemctl", "start", "systemd-networkd.service"])
     ctx.run(["networkctl", "reload"])
     for link in (node.public, node.replication):
         ctx.run(["networkctl", "reconfigure", link.interface])
 
     # The package ships the time servers (/etc/chrony/sources.d/cluster.sources).
+    # chrony started at boot, before the DNS server was known, and may wait long
+    # before it resolves the time servers' names again: restart it then.
     # Time sync matters for logs, not for correctness: warn, do not stop.
-    if not ctx.run(["systemctl", "start", "chrony.service"], check=False).ok:
+    verb = "restart" if dns_changed else "start"
+    if not ctx.run(["systemctl", verb, "chrony.service"], check=False).ok:
         log.warning("could not start chrony.service: time is not synchronised")

@@ -200,3 +200,11 @@ def test_time_falls_back_to_timedatectl(tmp_path: Path, monkeypatch: pytest.Monk
     assert conditions(node) == {"time": "clock not synchronised (timedatectl NTPSynchronized=no)"}
     node.runner.script("timedatectl", out="yes\n")
     assert conditions(node) == {}
+
+
+def test_clock_names_the_server_it_follows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    node = make_node(tmp_path, monkeypatch)
+    assert health.clock(node.ctx) == {"synchronised": True, "source": "192.168.0.1",
+                                      "how": "chrony leap status Normal"}
+    node.leap = "Reference ID    : 00000000 ()\nLeap status     : Not synchronised\n"
+    assert health.clock(node.ctx)["synchronised"] is False and health.clock(node.ctx)["source"] is None

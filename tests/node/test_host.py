@@ -61,8 +61,28 @@ def test_hostname_falls_back_when_hostnamectl_fails(
 def test_chrony_started_and_its_absence_only_warns(world: World, ctx: Ctx, runner: FakeRunner,
                                                    cluster: Cluster) -> None:
     host.apply(ctx, cluster, cluster.node("kava1"))
+    # the first time the DNS server became known: chrony must resolve its servers again
+    assert ("systemctl", "restart", "chrony.service") in runner.calls
+    runner.calls.clear()
+    host.apply(ctx, cluster, cluster.node("kava1"))
     assert ("systemctl", "start", "chrony.service") in runner.calls
     runner.calls.clear()
     runner.script("systemctl", "start", "chrony.service", rc=5, err="Unit chrony.service not found")
     host.apply(ctx, cluster, cluster.node("kava1"))  # a missing chrony only warns
     assert ("systemctl", "start", "chrony.service") in runner.calls
+
+
+def test_resolv_conf_from_the_profiles_dns(world: World, ctx: Ctx, runner: FakeRunner, cluster: Cluster) -> None:
+    # The image has no systemd-resolved: without this file nothing resolves the time servers' names.
+    host.apply(ctx, cluster, cluster.node("kava1"))
+    resolv = (world.root / "etc/resolv.conf").read_text()
+    assert [line for line in resolv.splitlines() if not line.startswith("#")] == ["nameserver 192.168.0.1"]
+
+
+def test_resolv_conf_left_to_resolved_when_it_is_in_charge(world: World, ctx: Ctx, runner: FakeRunner,
+                                                          cluster: Cluster) -> None:
+    link = world.root / "etc/resolv.conf"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to("../run/systemd/resolve/stub-resolv.conf")
+    host.apply(ctx, cluster, cluster.node("kava1"))
+    assert link.is_symlink() and str(link.readlink()) == "../run/systemd/resolve/stub-resolv.conf"

@@ -87,9 +87,11 @@ def test_status_json(tmp_path: Path, tcp_port: int, sip_port: int,
     world = status_world(tmp_path, tcp_port, sip_port)
     runner = FakeRunner(world)
     runner.script("apache2ctl", rc=1, err="apache2 is not running")
+    runner.script("chronyc", out="Reference ID    : C0A80001 (192.168.0.1)\nLeap status     : Normal\n")
     assert cli.main(["status", "--json"], ctx=make_ctx(world, runner)) == 0
     report = json.loads(capsys.readouterr().out)
-    assert list(report) == ["format", "node", "provision", "drbd", "heartbeat", "vip", "services", "health"]
+    assert list(report) == ["format", "node", "provision", "drbd", "heartbeat", "vip", "services", "time", "health"]
+    assert report["time"] == {"synchronised": True, "source": "192.168.0.1", "how": "chrony leap status Normal"}
     assert report["node"] == {"name": "kava1", "source": "state file", "preferred": True,
                               "cluster": "pbx-ha"}
     assert report["provision"]["complete"] is True and report["provision"]["next"] is None
