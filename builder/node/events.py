@@ -13,8 +13,10 @@ Rules (run every minute by cron, on both nodes):
   baseline: nothing recovers and there is no failover; what is wrong is announced
   like anything new, if it is still there on the next run.
 - "failover: X took over" when the VIP arrives on this node between two runs
-  after this node saw it held by the peer (so it is reported by the new holder
-  only, and the cluster's first start is no failover).
+  after this node saw it held by the peer, or while the peer is gone from the
+  LAN (a peer that dies within a minute of its start was never seen holding
+  it). So it is reported by the new holder only, and the cluster's first
+  start, both nodes up, is no failover.
 - Conditions both nodes see (links, DRBD connection, resync) are journaled on
   both but mailed by one: the VIP holder, or the standby when the holder is
   gone from the LAN or nobody holds the VIP (health.reports_shared). One real
@@ -174,9 +176,11 @@ def run(ctx: Ctx, cluster: Cluster, send: Sender = mail.send) -> Outcome:
     reading = health.check(ctx, cluster, me, seen_connected=bool(st.get("seen_connected")))
     conds: dict[str, dict[str, Any]] = st.get("conditions") or {}
     events: list[Event] = []
-    # A failover is the VIP arriving here after this node saw it on the peer; the
-    # first start of the cluster (VIP nowhere before) is no failover.
-    if not baseline and reading.holder and not st.get("holder") and st.get("peer_held"):
+    # A failover is the VIP arriving here after this node saw it on the peer, or
+    # with the peer gone; the first start of the cluster (VIP nowhere before,
+    # the peer up) is no failover.
+    peer_gone = any(c.key == "peer.public" for c in reading.conditions)
+    if not baseline and reading.holder and not st.get("holder") and (st.get("peer_held") or peer_gone):
         events.append(Event("failover", WARNING, f"failover: {me} took over (VIP {cluster.vip.address})"))
     peer_held = not reading.holder and (bool(st.get("peer_held")) or reading.vip_elsewhere)
     events += step(conds, {c.key: c for c in reading.conditions}, now,

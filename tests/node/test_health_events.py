@@ -259,6 +259,20 @@ def test_the_clusters_first_start_is_no_failover(tmp_path: Path, monkeypatch: py
     assert not any("failover" in subject for subject, _ in kava1.sent)
 
 
+def test_a_peer_dying_before_it_was_seen_holding_the_vip_is_still_a_failover(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lab under slow TCG: kava1 took the VIP and died before kava2's next cron run.
+    kava2 = make_node(tmp_path, monkeypatch, "kava2", active=False, alerts=ALERTS)
+    kava2.down = {"192.168.0.105"}  # heartbeat still in initdead: the VIP is nowhere yet
+    kava2.run()
+    kava2.run()
+    kava2.down = {"10.1.1.1", "192.168.0.100"}
+    kava2.holds_vip(True)
+    kava2.world.mounted = True
+    kava2.drbd("WFConnection", "Primary/Unknown", "UpToDate/DUnknown")
+    assert "failover: kava2 took over (VIP 192.168.0.105)" in kava2.run()
+
+
 def test_a_failover_detected_only_after_the_vip_went_silent_is_still_reported(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kava2 = make_node(tmp_path, monkeypatch, "kava2", active=False, alerts=ALERTS)
