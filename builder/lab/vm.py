@@ -38,10 +38,11 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-# -accel and -cpu per lab --accel choice. "tcg" is tuned for this host: one host
-# thread per vCPU and a 512 MiB translation cache cut boot to the agent from
-# 126 s to 82 s (docs/benchmarks.md); "tcg-plain" is QEMU's defaults, kept to
-# measure that against. "kvm" only where guests really boot with it (not here).
+# -accel and -cpu per lab --accel choice. "tcg" is tuned for this host: a
+# 512 MiB translation cache cut boot to the agent from 126 s to 82 s and the
+# lab's ready time from 470 s to ~360 s (docs/benchmarks.md); thread=multi is
+# QEMU 7.2's default for x86 guests, stated to keep it. "tcg-plain" is QEMU's
+# defaults, to measure against. "kvm" only where guests boot with it (not here).
 ACCEL = {
     "tcg": ("tcg,thread=multi,tb-size=512", "max"),
     "tcg-plain": ("tcg", "max"),
