@@ -95,6 +95,7 @@ def run(cluster: Cluster, report_file: Path | None, *, boot: bool = True,
     except CheckFailed as e:
         report["result"] = "fail"
         report["failed_check"] = e.message
+        report["status_at_failure"] = last_status(cluster)
         raise
     except BaseException as e:
         report["result"] = "error"
@@ -112,6 +113,17 @@ def run(cluster: Cluster, report_file: Path | None, *, boot: bool = True,
             keep_consoles(cluster)
             down(cluster)
     return report
+
+
+def last_status(cluster: Cluster) -> dict[str, Any]:
+    """Each node's own view (DRBD, VIP, health conditions) when a check failed, for the report."""
+    out: dict[str, Any] = {}
+    for node in cluster.nodes:
+        try:
+            out[node.name] = node.vm.ask("status", timeout=20).get("status")
+        except (OSError, ValueError) as e:
+            out[node.name] = {"error": f"{type(e).__name__}: {e}"}
+    return out
 
 
 def summary(report: dict[str, Any]) -> str:

@@ -103,6 +103,7 @@ def step(conds: dict[str, dict[str, Any]], seen: dict[str, Condition], now: floa
     events: list[Event] = []
     for key in sorted(set(conds) | set(seen)):
         c = seen.get(key)
+        first = key not in conds
         s = conds.setdefault(key, {"present": False, "streak": 0, "announced": False,
                                    "flips": [], "changed_at": now, "announced_at": None})
         present = c is not None
@@ -110,7 +111,11 @@ def step(conds: dict[str, dict[str, Any]], seen: dict[str, Condition], now: floa
             s.update(severity=c.severity, message=c.message, recovered=c.recovered, shared=c.shared)
         if present != s["present"]:
             s.update(present=present, streak=1, changed_at=now)
-            s["flips"].append(now)
+            # Flapping is coming back: a first appearance (a node still settling
+            # after its boot) is no flip, or boot + one cut + its heal looked
+            # like a flap and the "recovered" mail waited MIN_GAP_S.
+            if not first:
+                s["flips"].append(now)
             if present and not s["announced"]:
                 s.update(since=now, since_wall=wall())
         else:
@@ -219,8 +224,11 @@ def status_section(ctx: Ctx, cluster: Cluster) -> dict[str, Any]:
          "since": v.get("since_wall"), "announced": v.get("announced")}
         for k, v in sorted((doc.get("conditions") or {}).items()) if v.get("present")
     ]
+    # Gone but not yet announced as recovered (CONFIRM runs, or calm after flapping).
+    recovering = sorted(k for k, v in (doc.get("conditions") or {}).items()
+                        if v.get("announced") and not v.get("present"))
     return {"checked": doc.get("checked"), "healthy": not current,
-            "conditions": current, "last_event": doc.get("last_event"),
+            "conditions": current, "recovering": recovering, "last_event": doc.get("last_event"),
             "unsent_events": len(doc.get("unsent") or [])}
 
 

@@ -49,6 +49,22 @@ def test_a_one_run_blip_says_nothing(node: Node) -> None:
     assert [node.run() for _ in range(30)] == [[]] * 30
 
 
+def test_settling_after_boot_then_one_cut_and_its_heal_is_no_flap(node: Node) -> None:
+    # The lab: DRBD not yet connected at the first run after boot, connected, then the
+    # replication link cut and healed. The heal is mailed after two clear runs.
+    node.down = {"10.1.1.2"}
+    assert node.run() == []  # baseline, still settling
+    node.down = set()
+    assert node.run() == []
+    node.down = {"10.1.1.2"}
+    assert node.run() == [] and node.run() == [REPL_LOST]
+    node.down = set()
+    assert node.run() == []
+    assert events.status_section(node.ctx, node.cluster)["recovering"] == ["peer.replication"]
+    assert node.run() == ["recovered: peer kava2 reachable on replication link"]
+    assert events.status_section(node.ctx, node.cluster)["recovering"] == []
+
+
 def test_a_flapping_link_is_announced_once_not_a_storm(node: Node) -> None:
     node.run()
     texts = []
