@@ -186,7 +186,10 @@ def run(ctx: Ctx, cluster: Cluster, send: Sender = mail.send) -> Outcome:
     # the peer up) is no failover.
     peer_gone = any(c.key == "peer.public" for c in reading.conditions)
     if not baseline and reading.holder and not st.get("holder") and (st.get("peer_held") or peer_gone):
-        events.append(Event("failover", WARNING, f"failover: {me} took over (VIP {cluster.vip.address})"))
+        if any(n.name == me and n.preferred for n in cluster.nodes) and not peer_gone:  # auto_failback: the peer handed them back
+            events.append(Event("failover", INFO, f"failback: {me} took the services back (VIP {cluster.vip.address})"))
+        else:
+            events.append(Event("failover", WARNING, f"failover: {me} took over (VIP {cluster.vip.address})"))
     peer_held = not reading.holder and (bool(st.get("peer_held")) or reading.vip_elsewhere)
     events += step(conds, {c.key: c for c in reading.conditions}, now,
                    alerts.reminder_s if alerts else 3600)

@@ -275,6 +275,17 @@ def test_the_clusters_first_start_is_no_failover(tmp_path: Path, monkeypatch: py
     assert not any("failover" in subject for subject, _ in kava1.sent)
 
 
+def test_auto_failback_to_the_preferred_node_is_a_failback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kava1 = make_node(tmp_path, monkeypatch, "kava1", active=False, alerts=ALERTS)  # rebooted, kava2 serves
+    kava1.drbd("Connected", "Secondary/Primary", "UpToDate/UpToDate")
+    kava1.run()
+    kava1.run()  # the VIP answers from kava2
+    kava1.holds_vip(True)
+    kava1.world.mounted = True
+    kava1.drbd(*CONNECTED)
+    assert kava1.run() == ["failback: kava1 took the services back (VIP 192.168.0.105)"]
+
+
 def test_a_peer_dying_before_it_was_seen_holding_the_vip_is_still_a_failover(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The lab under slow TCG: kava1 took the VIP and died before kava2's next cron run.
