@@ -120,8 +120,8 @@ def last_status(cluster: Cluster) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for node in cluster.nodes:
         try:
-            out[node.name] = node.vm.ask("status", timeout=20).get("status")
-        except (OSError, ValueError) as e:
+            out[node.name] = node.status()
+        except Exception as e:  # diagnostics only: never hide the failed check
             out[node.name] = {"error": f"{type(e).__name__}: {e}"}
     return out
 

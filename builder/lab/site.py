@@ -92,9 +92,11 @@ class Site:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "chrony.conf").write_text(CHRONY_CONF.format(workdir=self.workdir))
-        for argv in self.argvs():
+        argvs = self.argvs()
+        for argv in argvs:  # all found before any starts
             if not Path(argv[0]).exists():
                 raise BuilderError(f"the lab's site services need {argv[0]}", hint="run `bash scripts/setup.sh` as root")
+        for argv in argvs:
             with open(self.workdir / f"{Path(argv[0]).name}.log", "wb") as log:
                 self.procs.append(self.net.popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                                  stdin=subprocess.DEVNULL))

@@ -97,9 +97,9 @@ def apply(ctx: Ctx, cluster: Cluster, node: Node) -> None:
 
     for link, public in ((node.public, True), (node.replication, False)):
         atomic_write(ctx.path(network_path(link)), render_network(link, public))
+    dns_changed = write_resolv(ctx, node.public)
     # Always apply, even if the files were already there: a crash may have come
     # between writing them and the reload.
-    dns_changed = write_resolv(ctx, node.public)
     ctx.run(["systemctl", "start", "systemd-networkd.service"])
     ctx.run(["networkctl", "reload"])
     for link in (node.public, node.replication):
