@@ -11,11 +11,11 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder import __version__
 from builder.errors import BuilderError, InputError
+from builder.outdir import check_out, ensure_out_dir, terminate_as_interrupt, write_file
 
 if TYPE_CHECKING:
     from builder.profile.load import Source
@@ -40,6 +40,10 @@ def _load(args: argparse.Namespace) -> tuple[Source, Profile]:
 
     source = resolve(args.profile)
     return source, parse(source)
+
+
+# Every command: load the profile, check every option and path, then the secrets (the
+# first write), then the work: a bad option leaves nothing behind, not even a secrets file.
 
 
 def _secrets(source: Source, *, quiet: bool = False) -> Secrets:
@@ -73,9 +77,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     from builder.render import render
 
     source, profile = _load(args)
+    out = check_out(args.out, option="--out", kind="replace", command="render", source=source)
     tree = render(profile, _secrets(source))
-    tree.write_atomically(Path(args.out))
-    say(f"wrote {len(tree.files)} files to {args.out}")
+    tree.write_atomically(out, profile_name=profile.cluster.name)
+    say(f"wrote {len(tree.files)} files to {out}")
     return 0
 
 
@@ -104,55 +109,88 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from builder.profile.reference import json_schema, markdown
 
     text = markdown() if args.markdown else json_schema()
-    if args.out:
-        Path(args.out).write_text(text)
-    else:
+    if args.out is None:
         sys.stdout.write(text)
+        return 0
+    out = check_out(args.out, option="--out", kind="file", command="schema", owned=_is_schema)
+    write_file(out, text.encode(), command="schema")
     return 0
+
+
+def _is_schema(data: bytes) -> bool:
+    """What `builder schema` wrote (the only file its --out overwrites)."""
+    import json
+
+    if data.startswith(b"# Profile reference\n"):
+        return True
+    try:
+        schema = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(schema, dict) and schema.get("title") == "builder cluster profile"
 
 
 @command
 def cmd_package(args: argparse.Namespace) -> int:
-    from builder.packaging.build import build_packages, formats_from
+    from builder.packaging.build import build_packages, check_build_number, formats_from
     from builder.render import render
 
     source, profile = _load(args)
     formats = formats_from(args.format)
+    build = check_build_number(args.build_number)
+    out = check_out(args.out, option="--out", kind="into", command="package", source=source)
     tree = render(profile, _secrets(source))
-    for path in build_packages(profile, tree, formats, Path(args.out), args.build_number):
+    ensure_out_dir(out, command="package", profile_name=profile.cluster.name)  # marked: builder's from now on
+    for path in build_packages(profile, tree, formats, out, build):
         print(path)
     return 0
 
 
 @command
 def cmd_repo(args: argparse.Namespace) -> int:
-    from builder.packaging.build import FORMATS, build_packages
+    from builder.packaging.build import FORMATS, build_packages, check_build_number
     from builder.packaging.repo import build_repo
     from builder.render import render
 
     source, profile = _load(args)
-    out = Path(args.out)
+    build = check_build_number(args.build_number)
+    out = check_out(args.out, option="--out", kind="into", command="repo", source=source)
+    check_out(str(out / "packages"), option="--out", kind="into", command="repo", source=source)
+    for sub in ("apt", "yum"):  # replaced whole: only what `builder repo` made
+        check_out(str(out / sub), option="--out", kind="replace", command="repo", source=source)
     tree = render(profile, _secrets(source))
-    packages = build_packages(profile, tree, FORMATS, out / "packages", args.build_number)
-    repo = build_repo(packages, out)
+    for folder in (out, out / "packages"):
+        ensure_out_dir(folder, command="repo", profile_name=profile.cluster.name)
+    packages = build_packages(profile, tree, FORMATS, out / "packages", build)
+    repo = build_repo(packages, out, profile_name=profile.cluster.name)
     say(f"apt: deb [trusted=yes] file:{repo / 'apt'} ./   yum: baseurl=file://{repo / 'yum'}")
     return 0
 
 
 @command
 def cmd_image(args: argparse.Namespace) -> int:
-    from builder.image.build import parse_formats
+    from builder.image.build import CACHE_ENTRIES, default_cache_dir, parse_formats
     from builder.image.pipeline import node_image
     from builder.image.progress import Stages
+    from builder.packaging.build import check_build_number
 
     source, profile = _load(args)
     formats = parse_formats(args.format)
-    if args.node and args.node not in {n.name for n in profile.nodes}:
-        raise InputError(f"--node {args.node}: not a node of {profile.cluster.name}",
+    if args.node is not None and args.node not in {n.name for n in profile.nodes}:
+        raise InputError(f"--node {args.node!r}: not a node of {profile.cluster.name}",
                          hint=f"use one of: {', '.join(n.name for n in profile.nodes)}")
+    build = check_build_number(args.build_number)
+    out = check_out(args.out, option="--out", kind="into", command="image", source=source)
+    cache_value = args.cache_dir if args.cache_dir is not None else str(default_cache_dir())
+    cache = check_out(cache_value, option="--cache-dir", kind="into", command="image", source=source,
+                      allow=CACHE_ENTRIES)
+    if out == cache or out.is_relative_to(cache) or cache.is_relative_to(out):
+        raise InputError(f"--out {args.out!r} and --cache-dir {cache_value!r} overlap",
+                         hint="keep the images and mkosi's caches in separate folders")
+    secrets = _secrets(source)
+    ensure_out_dir(out, command="image", profile_name=profile.cluster.name)
     stages = Stages()
-    outputs = node_image(profile, _secrets(source, quiet=False), Path(args.out), formats,
-                         Path(args.cache_dir) if args.cache_dir else None, args.node, stages, args.build_number)
+    outputs = node_image(profile, secrets, out, formats, cache, args.node, stages, build)
     stages.finish("image ready")
     for path in outputs:
         print(path)
@@ -195,22 +233,14 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from builder.lab import lab
 
     source, profile = _load(args)
-    iso = None
-    if args.install_from_iso is not None:
-        if args.verb != "run":
-            raise InputError("--install-from-iso works with `builder lab run` only",
-                             hint=f"builder lab run --profile {profile.cluster.name} --install-from-iso")
-        iso = Path(args.install_from_iso or f"out/{profile.cluster.name}-installer.iso")
-        if not iso.is_file():
-            raise InputError(f"no installer ISO at {iso}",
-                             hint=f"build it: builder image --profile {profile.cluster.name} --format iso")
-    # Installed from the ISO, the nodes' disks are written by the installer: no image overlay.
-    image = iso or (Path(args.image) if args.image else None)
+    iso, image = lab.check_inputs(profile, args.verb, args.image, args.install_from_iso)
+    report_file = (check_out(args.report, option="--report", kind="file", command="lab", source=source,
+                             owned=lab.is_report) if args.report is not None else None)
+    lab.check_folders(profile, args.verb, source)
     cluster = lab.cluster_for(profile, _secrets(source), image, args.accel)
     if args.verb == "bench":
         from builder.lab import bench
 
-        report_file = Path(args.report) if args.report else None
         say(bench.summary(bench.run(cluster, report_file)))
     elif args.verb == "up":
         lab.down(cluster)
@@ -223,7 +253,6 @@ def cmd_lab(args: argparse.Namespace) -> int:
         lab.down(cluster)
         say("lab down: namespace, QEMU processes and disks removed")
     else:
-        report_file = Path(args.report) if args.report else None
         try:
             report = lab.run(cluster, report_file, boot=args.verb == "run", install_from=iso)
         finally:
@@ -256,7 +285,7 @@ def parser() -> argparse.ArgumentParser:
     profile_arg(add("validate", "check a profile; exit 2 with every problem if it is wrong"))
     p = add("render", "write the files every node gets (the staging tree)")
     profile_arg(p)
-    p.add_argument("--out", "-o", required=True, help="output folder (replaced atomically)")
+    p.add_argument("--out", "-o", required=True, help="output folder: new, empty or an earlier render's (replaced atomically)")
     p = add("secrets", "create the cluster's secrets file if absent (values are never printed)")
     profile_arg(p)
     p.add_argument("--set-smtp-password", action="store_true",
@@ -269,7 +298,7 @@ def parser() -> argparse.ArgumentParser:
                         ("image", "build the bootable node image (raw, qcow2) and the installer ISO with mkosi")):
         p = add(name, help_)
         profile_arg(p)
-        p.add_argument("--out", "-o", default="out", help="output folder (default: out)")
+        p.add_argument("--out", "-o", default="out", help="output folder: new, empty or builder's (default: out)")
         p.add_argument("--build-number", help="package build number (default: UTC timestamp, so rebuilds upgrade)")
         if name == "package":
             p.add_argument("--format", "-f", default="all", choices=("deb", "rpm", "all"))
@@ -306,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return COMMANDS[args.command](args)
+        with terminate_as_interrupt():  # SIGTERM cleans up like Ctrl-C: no half-written outputs
+            return COMMANDS[args.command](args)
     except BuilderError as e:
         say(f"builder: error: {e.message}")
         if e.hint:
@@ -317,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("builder: interrupted")
         return 130
+    except OSError as e:  # a place that cannot be read or written: one line, not a traceback
+        if args.debug:
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        say(f"builder: error: {e.strerror or e}{where}")
+        return 1
     except Exception as e:
         if args.debug:
             raise

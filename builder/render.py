@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from builder import templating
 from builder.profile.model import Link, Node, Profile, PublicLink, Service
 from builder.profile.secrets import Secrets
 from builder.profile.types import format_duration
@@ -163,12 +164,7 @@ def cluster_json(p: Profile) -> dict[str, Any]:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("builder", "overlays"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    return templating.environment(jinja2.PackageLoader("builder", "overlays"))
 
 
 def _agent_files() -> Iterator[StagedFile]:

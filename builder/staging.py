@@ -7,11 +7,11 @@ it. Nothing downstream re-reads the profile's YAML.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from builder.outdir import replace_dir
 
 
 @dataclass(frozen=True)
@@ -47,21 +47,7 @@ class Tree:
             dest.write_bytes(f.data)
             os.chmod(dest, f.mode)
 
-    def write_atomically(self, out: Path) -> None:
-        """Write into a temporary sibling, then rename: `out` is whole or absent."""
-        out = out.absolute()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
-            self.write(tmp)
-            if out.exists():
-                old = out.with_name(f".{out.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                out.rename(old)
-                tmp.rename(out)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    def write_atomically(self, out: Path, *, profile_name: str = "") -> None:
+        """Replace `out` with the tree, atomically (builder.outdir.replace_dir): `out` is the
+        old tree or the new one, never a mix; only a folder `render` made is replaced."""
+        replace_dir(out, self.write, command="render", profile_name=profile_name)

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
 from builder.cli import main
 from builder.profile.load import resolve
@@ -84,6 +85,69 @@ def test_no_command_prints_a_secret(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_secrets_repr_hides_values(tmp_path: Path) -> None:
     value, _, _ = load_or_create(resolve(str(_profile_without_secrets(tmp_path))))
     assert value.heartbeat_key not in repr(value) and value.heartbeat_key not in str(value)
+
+
+def _one_clear_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert err.count("builder: error:") == 1 and "Traceback" not in err and "internal" not in err, err
+    assert "hint:" in err and "--debug" not in err, err
+    return err
+
+
+def test_a_secrets_folder_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = _profile_without_secrets(tmp_path)
+    (tmp_path / "cluster.secrets").mkdir()
+    for argv in (["secrets", "-p", str(profile)], ["render", "-p", str(profile), "-o", str(tmp_path / "out")]):
+        err = _one_clear_line(argv, capsys)
+        assert "cluster.secrets is not a file" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dangling_secrets_link_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = _profile_without_secrets(tmp_path)
+    (tmp_path / "cluster.secrets").symlink_to("gone")
+    assert "cannot be read" in _one_clear_line(["secrets", "-p", str(profile)], capsys)
+    assert (tmp_path / "cluster.secrets").is_symlink()
+
+
+def test_an_unwritable_secrets_folder_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root ignores a read-only mode, so the failure is simulated (tests/test_outputs.py mounts one read-only).
+    profile = _profile_without_secrets(tmp_path)
+
+    def read_only(*_args: object, **_kw: object) -> int:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr("builder.profile.secrets.os.open", read_only)
+    err = _one_clear_line(["render", "-p", str(profile), "-o", str(tmp_path / "out")], capsys)
+    assert "cannot write the secrets file" in err and "Read-only file system" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.yaml"]
+
+
+def test_an_unreadable_secrets_file_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = write_profile(tmp_path, pbx_ha_data())
+
+    real = Path.read_text
+
+    def unreadable(self: Path, *args: object, **kw: object) -> str:
+        if self.suffix == ".secrets":
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", unreadable)
+    assert "cannot be read (Permission denied)" in _one_clear_line(["secrets", "-p", str(profile)], capsys)
+
+
+def test_a_profile_named_like_a_secrets_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = tmp_path / "cluster.secrets"
+    profile.write_text(yaml.safe_dump(pbx_ha_data(), sort_keys=False))
+    before = profile.read_bytes()
+    assert "named like a secrets file" in _one_clear_line(["render", "-p", str(profile), "-o", str(tmp_path / "out")],
+                                                          capsys)
+    assert profile.read_bytes() == before and not (tmp_path / "out").exists()
 
 
 class _Stdin:

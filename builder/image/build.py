@@ -41,6 +41,9 @@ ALL_FORMATS = (*FORMATS, "iso")
 MIN_FREE_BYTES = 4 << 30
 
 Progress = Callable[[str], None]
+# What a cache folder holds (see above): one holding only these is builder's, marked or not.
+CACHE_ENTRIES = frozenset({"cache", "cache-installer", "packages", "output", "workspace", "config", "logs",
+                           "iso-work", ".lock"})
 FORMAT_HINT = "use raw, qcow2, iso, all (= raw,qcow2) or a comma-separated list"
 
 

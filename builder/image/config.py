@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +16,9 @@ from pathlib import Path
 import jinja2
 
 from builder import mirror as apt_sources
+from builder import templating
 from builder.errors import InputError
+from builder.outdir import replace_dir
 from builder.profile.model import Profile
 from builder.run import run
 
@@ -181,12 +182,7 @@ def image_spec(
     )
 
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
+_env = templating.environment(jinja2.FileSystemLoader(TEMPLATES))
 
 
 def _text(template: str, **values: object) -> str:
@@ -250,12 +246,9 @@ def render_files(spec: ImageSpec, *, tools_tree: bool) -> dict[str, tuple[str, i
 
 
 def render(spec: ImageSpec, dest: Path, debs: Sequence[LocalDeb] = (), *, tools_tree: bool) -> Path:
-    """Write the mkosi folder to `dest`, replacing whatever was there."""
-    dest = dest.absolute()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        os.chmod(tmp, 0o700)
+    """Write the mkosi folder to `dest`, replacing whatever was there (atomically)."""
+
+    def fill(tmp: Path) -> None:
         for rel, (text, mode) in sorted(render_files(spec, tools_tree=tools_tree).items()):
             f = tmp / rel
             f.parent.mkdir(parents=True, exist_ok=True)
@@ -273,13 +266,9 @@ def render(spec: ImageSpec, dest: Path, debs: Sequence[LocalDeb] = (), *, tools_
         for d in tmp.rglob("*"):
             if d.is_dir():
                 os.chmod(d, _DIR_MODES.get(str(d.relative_to(tmp)), 0o755))
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+
+    # A cache folder of builder's own: no marker (mkosi reads the folder as is).
+    return replace_dir(dest, fill, command=None, mode=0o700)
 
 
 def snapshot(folder: Path) -> str:

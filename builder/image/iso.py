@@ -44,6 +44,7 @@ from builder.errors import BuilderError, InputError
 from builder.image.config import TOOLS_TREE_RELEASE, _text, resolve_mirrors
 from builder.image.mkosi_tool import MkosiTool, mkosi_argv
 from builder.image.stream import run_logged
+from builder.outdir import replace_dir
 from builder.profile.model import Profile
 from builder.run import run
 
@@ -203,26 +204,20 @@ def loader_files(spec: InstallerSpec) -> dict[str, str]:
 
 
 def render(spec: InstallerSpec, dest: Path, *, tools_tree: Path | None) -> Path:
-    """Write the installer's mkosi folder to `dest`, replacing whatever was there."""
-    dest = dest.absolute()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    """Write the installer's mkosi folder to `dest`, replacing whatever was there (atomically)."""
+
+    def fill(tmp: Path) -> None:
         for rel, (text, mode) in sorted(render_files(spec, tools_tree=tools_tree).items()):
             f = tmp / rel
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text(text)
             os.chmod(f, mode)
-        for d in [tmp, *tmp.rglob("*")]:
+        for d in tmp.rglob("*"):
             if d.is_dir():
                 os.chmod(d, 0o755)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+
+    # A cache folder of builder's own: no marker (mkosi reads the folder as is).
+    return replace_dir(dest, fill, command=None, mode=0o755)
 
 
 def check_tools() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from builder.image.pipeline import node_image
 from builder.lab import lab, scenario
 from builder.lab.cluster import Cluster
+from builder.outdir import write_file
 from builder.profile.model import Profile
 
 # ha.cf of the seed tutorial: keepalive 2, deadtime 30, warntime 10, initdead 120 (seconds).
@@ -69,8 +70,8 @@ def run(cluster: Cluster, report_file: Path | None) -> dict[str, Any]:
                             for key in ("detection_s", "takeover_s", "failover_s", "vip_s")}
     finally:  # a failed second half keeps the first half's figures
         if report_file:
-            report_file.parent.mkdir(parents=True, exist_ok=True)
-            report_file.write_text(json.dumps(report, indent=2) + "\n")
+            write_file(report_file, (json.dumps(report, indent=2) + "\n").encode(), command="lab bench",
+                       profile_name=profile.cluster.name)
     return report
 
 

@@ -16,16 +16,63 @@ from builder.lab import scenario
 from builder.lab.cluster import Cluster, Node
 from builder.lab.install import install_from_iso
 from builder.lab.poll import CheckFailed
+from builder.outdir import ISO9660, QCOW2, check_in, check_out, ensure_out_dir, is_builders, write_file
+from builder.profile.load import Source
 from builder.profile.model import Profile
 from builder.profile.secrets import Secrets
 from builder.run import run as run_cmd
 
 INSTALL_TIMEOUT = 1800  # writing the 2.6 GB image under TCG takes minutes
+CONSOLES = Path("out") / "lab-consoles"  # kept after `down` (CI keeps out/)
 
 
 def workdir(profile: Profile) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "builder" / "lab" / profile.cluster.name
+
+
+def workdir_entries(profile: Profile) -> frozenset[str]:
+    """What a work folder holds (one folder per node, the site's, the mail sink's file):
+    one holding only these is the lab's, and `down` may remove it."""
+    return frozenset({*(n.name for n in profile.nodes), "site", "mail.jsonl"})
+
+
+def check_inputs(profile: Profile, verb: str, image: str | None, iso: str | None) -> tuple[Path | None, Path]:
+    """(installer ISO or None, what the nodes boot), checked: --install-from-iso (its default
+    when given without a value) else --image (default out/<cluster>.qcow2). Installed from the
+    ISO, the nodes' disks are written by the installer: no image overlay."""
+    name = profile.cluster.name
+    if iso is not None:
+        if verb != "run":
+            raise InputError("--install-from-iso works with `builder lab run` only",
+                             hint=f"builder lab run --profile {name} --install-from-iso")
+        path = check_in(iso or f"out/{name}-installer.iso", option="--install-from-iso", magic=ISO9660,
+                        what="installer ISO", fix=f"build it: builder image --profile {name} --format iso")
+        return path, path
+    return None, check_in(image if image is not None else f"out/{name}.qcow2", option="--image", magic=QCOW2,
+                          what="qcow2 image", fix=f"build it: builder image --profile {name}")
+
+
+def check_folders(profile: Profile, verb: str, source: Source) -> None:
+    """The folders the lab writes and removes, before anything is written: its work folder
+    (removed by `down`), and out/lab-consoles (kept by run and bench)."""
+    work = check_out(str(workdir(profile)), option="the lab's work folder (under XDG_CACHE_HOME)", kind="into",
+                     command="lab", source=source, allow=workdir_entries(profile))
+    if "," in str(work):
+        raise InputError(f"the lab's work folder {str(work)!r}: QEMU cannot take a comma in a file name",
+                         hint="set XDG_CACHE_HOME to a path without commas")
+    if verb in ("run", "bench"):
+        for folder in (CONSOLES.parent, CONSOLES):
+            check_out(str(folder), option="the lab's console folder", kind="into", command="lab", source=source)
+
+
+def is_report(data: bytes) -> bool:
+    """A report this lab wrote (the only file --report overwrites)."""
+    try:
+        report = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(report, dict) and {"cluster", "started"} <= report.keys()
 
 
 def cluster_for(profile: Profile, secrets: Secrets, image: Path | None, accel: str = "tcg") -> Cluster:
@@ -37,15 +84,18 @@ def cluster_for(profile: Profile, secrets: Secrets, image: Path | None, accel: s
 
 def down(cluster: Cluster) -> None:
     cluster.down()
-    shutil.rmtree(workdir(cluster.profile), ignore_errors=True)
+    work = workdir(cluster.profile)
+    if is_builders(work, workdir_entries(cluster.profile)):  # never a folder the lab did not make
+        shutil.rmtree(work, ignore_errors=True)
     for conf in Path(tempfile.gettempdir()).glob(f"builder-lab-{os.getuid()}-*.cnf"):
         conf.unlink(missing_ok=True)  # the SQL client's option files (passwords)
 
 
 def keep_consoles(cluster: Cluster, prefix: str = "") -> None:
     """Copy every console log to out/lab-consoles before `down` removes the workdir."""
-    keep = Path("out") / "lab-consoles"
-    keep.mkdir(parents=True, exist_ok=True)
+    name = cluster.profile.cluster.name
+    keep = ensure_out_dir(ensure_out_dir(CONSOLES.parent, command="lab", profile_name=name) / CONSOLES.name,
+                          command="lab", profile_name=name)
     for node in cluster.nodes:
         for p in sorted(node.vm.spec.workdir.glob("console-*.log")):
             shutil.copy(p, keep / f"{prefix}{node.name}-{p.name}")
@@ -107,11 +157,13 @@ def run(cluster: Cluster, report_file: Path | None, *, boot: bool = True,
         report["infra_retries"] = [h for n in cluster.nodes for h in n.vm.hiccups]
         report["consoles"] = [str(p) for n in cluster.nodes for p in sorted(n.vm.spec.workdir.glob("console-*.log"))]
         if report_file:
-            report_file.parent.mkdir(parents=True, exist_ok=True)
-            report_file.write_text(json.dumps(report, indent=2) + "\n")
+            write_file(report_file, (json.dumps(report, indent=2) + "\n").encode(), command="lab",
+                       profile_name=cluster.profile.cluster.name)
         if boot:
-            keep_consoles(cluster)
-            down(cluster)
+            try:
+                keep_consoles(cluster)
+            finally:
+                down(cluster)
     return report
 
 

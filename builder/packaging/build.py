@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, InputError
 from builder.packaging.deb import write_deb
-from builder.packaging.model import package_model
+from builder.packaging.model import _BUILD, package_model
 from builder.packaging.rpm import write_rpm
 from builder.profile.model import Profile
 from builder.staging import Tree
@@ -25,6 +25,14 @@ def formats_from(choice: str) -> tuple[str, ...]:
     raise BuilderError(f"unknown package format {choice!r}", hint="use deb, rpm or all")
 
 
+def check_build_number(value: str | None) -> str | None:
+    """--build-number, checked before anything is built (None: a UTC timestamp at build time)."""
+    if value is not None and not _BUILD.fullmatch(value):
+        raise InputError(f"--build-number {value!r}: not a build number",
+                         hint="use digits, letters and dots, starting with a digit, e.g. 3 or 20250101120000")
+    return value
+
+
 def build_packages(
     profile: Profile,
     tree: Tree,
@@ -36,7 +44,8 @@ def build_packages(
     formats = tuple(formats)
     for f in formats:
         formats_from(f)
-    pkg = package_model(profile, tree, build_number)
+    pkg = package_model(profile, tree, check_build_number(build_number))
+    out_dir = out_dir.absolute()  # the writers' tools run in other folders
     writers = {"deb": write_deb, "rpm": write_rpm}
     wanted = [writers[f] for f in FORMATS if f in formats]
     # The writers are independent and mostly wait on dpkg-deb / rpmbuild: run them side by side.

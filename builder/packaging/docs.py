@@ -10,17 +10,11 @@ from pathlib import PurePosixPath
 
 import jinja2
 
+from builder import templating
 from builder.packaging.model import Package
 from builder.staging import StagedFile
 
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("builder.packaging", "."),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
+TEMPLATES = templating.environment(jinja2.PackageLoader("builder.packaging", "."), trim_blocks=True, lstrip_blocks=True)
 
 
 def render(template: str, **values: object) -> str:

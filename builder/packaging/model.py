@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, InputError
 from builder.profile.model import Profile
 from builder.staging import StagedFile, Tree
 
@@ -128,8 +128,8 @@ def build_number_now() -> str:
 
 def package_model(profile: Profile, tree: Tree, build: str | None = None) -> Package:
     build = build or build_number_now()
-    if not _BUILD.match(build):
-        raise BuilderError(
+    if not _BUILD.fullmatch(build):
+        raise InputError(
             f"bad build number {build!r}",
             hint="use digits, letters and dots, starting with a digit, e.g. 3 or 20250101120000",
         )

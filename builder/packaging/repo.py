@@ -9,19 +9,19 @@ and on RPM distributions a .repo file with baseurl=file:///path/to/repo/yum, gpg
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from builder.errors import BuilderError
+from builder.outdir import replace_dir
 from builder.run import run
 
 
-def build_repo(packages: Sequence[Path], out_dir: Path) -> Path:
+def build_repo(packages: Sequence[Path], out_dir: Path, *, profile_name: str = "") -> Path:
     """Write out_dir/apt (Packages, Packages.gz, Release) and out_dir/yum (repodata/)
-    from the given .deb and .rpm files; returns out_dir. Replaces both atomically."""
+    from the given .deb and .rpm files; returns out_dir. Replaces each atomically, and
+    only a folder `builder repo` made (builder.outdir)."""
     debs = [p for p in packages if p.suffix == ".deb"]
     rpms = [p for p in packages if p.suffix == ".rpm"]
     unknown = [p for p in packages if p.suffix not in (".deb", ".rpm")]
@@ -29,28 +29,10 @@ def build_repo(packages: Sequence[Path], out_dir: Path) -> Path:
         raise BuilderError(f"not a .deb or .rpm: {', '.join(map(str, unknown))}")
     out_dir.mkdir(parents=True, exist_ok=True)
     if debs:
-        _replace(out_dir / "apt", lambda d: _apt(debs, d))
+        replace_dir(out_dir / "apt", lambda d: _apt(debs, d), command="repo", profile_name=profile_name, mode=0o755)
     if rpms:
-        _replace(out_dir / "yum", lambda d: _yum(rpms, d))
+        replace_dir(out_dir / "yum", lambda d: _yum(rpms, d), command="repo", profile_name=profile_name, mode=0o755)
     return out_dir
-
-
-def _replace(dest: Path, fill: Callable[[Path], None]) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        fill(tmp)
-        os.chmod(tmp, 0o755)
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            dest.rename(old)
-            tmp.rename(dest)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _apt(debs: Sequence[Path], d: Path) -> None:

@@ -8,11 +8,45 @@ fields (addresses in one subnet, timings that must be ordered, ...) live in
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from builder.profile.types import AbsPath, Duration, HostName, IfName, Mac, Size
+from builder.profile.types import (
+    AbsPath,
+    CommandWord,
+    DebPackage,
+    Duration,
+    Email,
+    Host,
+    HostName,
+    IfName,
+    Mac,
+    MirrorUrl,
+    PasswordHash,
+    ResourceName,
+    ResyncRate,
+    RpmPackage,
+    Seconds,
+    Size,
+    SmtpUser,
+    SshKey,
+    UnitName,
+    Version,
+)
+
+# The interface name on the node when the profile gives only a MAC.
+DEFAULT_IFNAME = {"public": "lan0", "replication": "repl0"}
+
+
+def _with_prefix(value: object) -> object:
+    # ipaddress reads "192.168.0.100" as a /32, and every subnet check would then blame another field.
+    if isinstance(value, str) and "/" not in value:
+        raise ValueError(f"{value!r} has no prefix: write it with the subnet's, e.g. {value}/24")
+    return value
+
+
+Cidr = Annotated[IPv4Interface, BeforeValidator(_with_prefix)]
 
 
 class Model(BaseModel):
@@ -30,14 +64,12 @@ class Cluster(Model):
     release: Literal["trixie", "bookworm"] = Field(
         "trixie", description="Debian release of the node image: trixie (13) or bookworm (12)."
     )
-    version: str = Field(
+    version: Version = Field(
         "1.0",
-        pattern=r"^[0-9][A-Za-z0-9.+~]*$",
         description="Version of the cluster package; builds append a build number so a rebuild upgrades.",
     )
-    mirror: str | None = Field(
+    mirror: MirrorUrl | None = Field(
         None,
-        pattern=r"^(https?|file)://\S+$",
         description="Debian mirror URL for images and tests. Default: the first Debian mirror in the build host's apt sources.",
     )
 
@@ -48,12 +80,12 @@ class Link(Model):
         description="Interface name on the node. With `mac`, the node names the NIC so; without, it must be the kernel's name.",
     )
     mac: Mac | None = Field(None, description="MAC address of the NIC; also identifies the node at first boot.")
-    address: IPv4Interface = Field(description="Static address with prefix, e.g. 10.1.1.1/24.")
+    address: Cidr = Field(description="Static address with prefix, e.g. 10.1.1.1/24.")
 
 
 class PublicLink(Link):
     gateway: IPv4Address | None = Field(None, description="Default gateway on the public LAN.")
-    dns: list[IPv4Address] = Field(default_factory=list, description="DNS servers.")
+    dns: list[IPv4Address] = Field(default_factory=list, max_length=3, description="DNS servers (at most 3, resolv.conf's limit).")
 
 
 class Node(Model):
@@ -61,9 +93,14 @@ class Node(Model):
     public: PublicLink = Field(description="The public LAN link: clients reach the VIP here.")
     replication: Link = Field(description="The back-to-back link for DRBD replication and heartbeat.")
 
+    def ifname(self, kind: Literal["public", "replication"]) -> str:
+        """The interface name on the node: the profile's, or ours when only a MAC is given."""
+        link: Link = self.public if kind == "public" else self.replication
+        return link.interface or DEFAULT_IFNAME[kind]
+
 
 class Vip(Model):
-    address: IPv4Interface = Field(
+    address: Cidr = Field(
         description="Virtual IP with prefix on the public LAN; heartbeat moves it to the active node."
     )
 
@@ -76,9 +113,10 @@ class Backing(Model):
     size: Size = Field(
         1 << 30,
         ge=64 << 20,
+        le=1 << 50,
         description="Size of the DRBD partition (kind=partition), e.g. 20G. At least 64M.",
     )
-    disks: dict[str, AbsPath] = Field(
+    disks: dict[HostName, AbsPath] = Field(
         default_factory=dict,
         description="kind=disk: node name -> whole disk, e.g. {kava1: /dev/disk/by-id/...}. Prefer stable /dev/disk/by-* names.",
     )
@@ -93,14 +131,15 @@ SB2 = Literal["disconnect", "call-pri-lost-after-sb"]
 
 
 class Drbd(Model):
-    resource: str = Field("r0", pattern=r"^[a-z][a-z0-9_]{0,30}$", description="DRBD resource name.")
+    resource: ResourceName = Field("r0", description="DRBD resource name.")
     minor: int = Field(0, ge=0, le=255, description="Device minor: /dev/drbd<minor>.")
     port: int = Field(7788, ge=1024, le=65535, description="TCP port for replication.")
     protocol: Literal["A", "B", "C"] = Field("C", description="Replication protocol; C = synchronous (no acked write lost).")
     backing: Backing = Field(default_factory=Backing, description="Where the replicated data lives on each node.")
     filesystem: Literal["ext4", "xfs"] = Field("ext4", description="Filesystem made once on the DRBD device.")
     mount: AbsPath = Field("/replica", description="Mount point of the replicated filesystem.")
-    resync_rate: str = Field("100M", pattern=r"^[0-9]+[KMG]?$", description="Resync rate limit (bytes/s, DRBD units).")
+    resync_rate: ResyncRate = Field("100M",
+                             description="Resync rate limit (bytes/s, DRBD units), e.g. 100M; not 0.")
     after_sb_0pri: SB0 = Field("discard-zero-changes", description="Split-brain policy with no primary.")
     after_sb_1pri: SB1 = Field("discard-secondary", description="Split-brain policy with one primary.")
     after_sb_2pri: SB2 = Field("disconnect", description="Split-brain policy with two primaries.")
@@ -112,20 +151,25 @@ class Drbd(Model):
         "resource-only",
         description="resource-only: heartbeat's dopd outdates the peer before promotion, so stale data never goes primary.",
     )
-    wfc_timeout: Duration = Field(15_000, ge=0, description="drbd.service start: wait for the peer this long (0 = forever).")
-    degr_wfc_timeout: Duration = Field(60_000, ge=0, description="Same, when the cluster was degraded before the reboot.")
-    peer_timeout: Duration = Field(
+    wfc_timeout: Seconds = Field(15_000, ge=0, le=86_400_000,
+                                 description="drbd.service start: wait for the peer this long, whole seconds (0 = forever).")
+    degr_wfc_timeout: Seconds = Field(60_000, ge=0, le=86_400_000,
+                                      description="Same, when the cluster was degraded before the reboot.")
+    peer_timeout: Seconds = Field(
         300_000,
         ge=10_000,
+        le=86_400_000,
         description="First boot: how long the preferred node waits for its peer before going on alone.",
     )
 
 
 class Heartbeat(Model):
-    keepalive: Duration = Field(500, ge=100, description="Interval between heartbeats.")
-    warntime: Duration = Field(1_500, ge=200, description="Log a late heartbeat after this long.")
-    deadtime: Duration = Field(3_000, ge=500, description="Declare the peer dead after this long without heartbeats.")
-    initdead: Duration = Field(30_000, ge=1_000, description="At start, wait this long for the peer (boot jitter).")
+    keepalive: Duration = Field(500, ge=100, le=60_000, description="Interval between heartbeats.")
+    warntime: Duration = Field(1_500, ge=200, le=600_000, description="Log a late heartbeat after this long.")
+    deadtime: Duration = Field(3_000, ge=500, le=600_000,
+                               description="Declare the peer dead after this long without heartbeats.")
+    initdead: Duration = Field(30_000, ge=1_000, le=3_600_000,
+                               description="At start, wait this long for the peer (boot jitter).")
     udpport: int = Field(694, ge=1, le=65535, description="UDP port of heartbeat packets.")
     media: Literal["ucast", "bcast"] = Field("ucast", description="How heartbeats travel on the replication link.")
     public_path: bool = Field(
@@ -135,6 +179,7 @@ class Heartbeat(Model):
     auto_failback: bool = Field(True, description="Move resources back to the preferred node when it returns.")
     ping: list[IPv4Address] = Field(
         default_factory=list,
+        max_length=8,
         description="Ping nodes (e.g. the gateway): ipfail moves resources away from a node that lost them.",
     )
 
@@ -142,7 +187,9 @@ class Heartbeat(Model):
 class Probe(Model):
     tcp: int | None = Field(None, ge=1, le=65535, description="Healthy when this TCP port accepts a connection.")
     udp_sip: int | None = Field(None, ge=1, le=65535, description="Healthy when a SIP OPTIONS on this UDP port gets a reply.")
-    command: list[str] | None = Field(None, min_length=1, description="Healthy when this command exits 0.")
+    command: list[CommandWord] | None = Field(
+        None, min_length=1, max_length=32, description="Healthy when this command (an argv, no shell) exits 0."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Probe:
@@ -153,55 +200,62 @@ class Probe(Model):
 
 
 class Packages(Model):
-    deb: list[str] = Field(default_factory=list, description="Debian package names.")
-    rpm: list[str] = Field(default_factory=list, description="RPM package names.")
+    deb: list[DebPackage] = Field(default_factory=list, max_length=64, description="Debian package names.")
+    rpm: list[RpmPackage] = Field(default_factory=list, max_length=64, description="RPM package names.")
 
 
 class Service(Model):
     name: HostName = Field(description="Short name; heartbeat's resource script is /etc/ha.d/resource.d/<name>.")
-    unit: str = Field(pattern=r"^[A-Za-z0-9@_.:-]+\.service$", description="The systemd unit heartbeat starts.")
+    unit: UnitName = Field(description="The systemd unit heartbeat starts.")
     packages: Packages = Field(default_factory=Packages, description="Packages that provide the service.")
     state: list[AbsPath] = Field(
         default_factory=list,
+        max_length=32,
         description="Paths moved once onto the replicated filesystem and left as symlinks.",
     )
     probe: Probe | None = Field(None, description="How the health check knows the service answers.")
 
 
 class Smtp(Model):
-    host: str = Field(pattern=r"^[A-Za-z0-9.-]+$", description="SMTP relay host.")
+    host: Host = Field(description="SMTP relay host name or IPv4 address.")
     port: int = Field(587, ge=1, le=65535, description="SMTP relay port.")
     starttls: bool = Field(True, description="Use STARTTLS.")
     tls_trust_file: AbsPath = Field(
         "/etc/ssl/certs/ca-certificates.crt", description="CA bundle that signs the relay's certificate."
     )
-    user: str | None = Field(None, description="SMTP user; the password is in the secrets file.")
+    user: SmtpUser | None = Field(
+        None, description="SMTP user; the password is in the secrets file. Needs starttls: true (no password in clear text)."
+    )
 
 
 class Alerts(Model):
-    recipients: list[str] = Field(min_length=1, description="Who gets alert mail.")
-    sender: str = Field(description="From: address of alert mail.")
+    recipients: list[Email] = Field(min_length=1, max_length=32, description="Who gets alert mail.")
+    sender: Email = Field(description="From: address of alert mail.")
     smtp: Smtp = Field(description="The mail relay.")
-    reminder: Duration = Field(3_600_000, ge=60_000, description="Repeat a persisting problem this often.")
+    reminder: Seconds = Field(3_600_000, ge=60_000, le=7 * 86_400_000, description="Repeat a persisting problem this often.")
 
 
 class Profile(Model):
     cluster: Cluster = Field(description="Cluster identity and target distribution.")
-    nodes: list[Node] = Field(description="The nodes, in order of preference: the first is the master.")
+    nodes: list[Node] = Field(max_length=16, description="The nodes, in order of preference: the first is the master.")
     vip: Vip = Field(description="The virtual IP clients use.")
     drbd: Drbd = Field(default_factory=Drbd, description="The replicated disk.")
     heartbeat: Heartbeat = Field(default_factory=Heartbeat, description="Membership and failover timing.")
-    services: list[Service] = Field(default_factory=list, description="Services heartbeat runs on the active node, in start order.")
+    services: list[Service] = Field(
+        default_factory=list, max_length=32, description="Services heartbeat runs on the active node, in start order."
+    )
     alerts: Alerts | None = Field(None, description="Email alerts; none when omitted.")
-    time_servers: list[str] = Field(
+    time_servers: list[Host] = Field(
         default_factory=lambda: ["2.debian.pool.ntp.org"],
+        max_length=16,
         description="NTP servers for chrony.",
     )
-    packages: list[str] = Field(default_factory=list, description="Extra Debian packages for the image.")
-    ssh_authorized_keys: list[str] = Field(default_factory=list, description="SSH public keys for root.")
-    root_password_hash: str | None = Field(
+    packages: list[DebPackage] = Field(default_factory=list, max_length=256,
+                                       description="Extra Debian packages for the image.")
+    ssh_authorized_keys: list[SshKey] = Field(default_factory=list, max_length=64,
+                                              description="SSH public keys for root.")
+    root_password_hash: PasswordHash | None = Field(
         None,
-        pattern=r"^\$(y|gy|7|2[abxy]|5|6)\$\S+$",
         description="crypt(3) hash for root (`mkpasswd -m yescrypt`); root is locked when omitted.",
     )
 

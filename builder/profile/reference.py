@@ -32,6 +32,17 @@ def submodel(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def value_kind(field: FieldInfo) -> str | None:
+    """'duration' or 'size' for a field of those types (pydantic keeps their parser in field.metadata)."""
+    for m in field.metadata:
+        fn = getattr(m, "func", None)
+        if fn is not None and fn.__name__ == "parse_duration":
+            return "duration"
+        if fn is not None and fn.__name__ == "parse_size":
+            return "size"
+    return None
+
+
 def _type_name(annotation: Any) -> str:
     meta = getattr(annotation, "__metadata__", ())
     for m in meta:
@@ -60,7 +71,7 @@ def _default(name: str, field: FieldInfo) -> str:
     value = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
     if isinstance(value, BaseModel):
         return "(see below)"
-    if _type_name(field.annotation) == "duration" and isinstance(value, int):
+    if value_kind(field) == "duration" and isinstance(value, int):
         return f"`{value // 1000}s`" if value % 1000 == 0 else f"`{value}ms`"
     return f"`{json.dumps(value)}`"
 
@@ -70,7 +81,8 @@ def fields(model: type[BaseModel] = Profile, prefix: str = "") -> list[tuple[str
     rows = []
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
-        rows.append((path, _type_name(field.annotation), _default(name, field), field.description or ""))
+        rows.append((path, value_kind(field) or _type_name(field.annotation), _default(name, field),
+                     field.description or ""))
         sub = submodel(field.annotation)
         if sub is not None:
             is_list = typing.get_origin(field.annotation) is list

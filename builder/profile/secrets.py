@@ -7,6 +7,7 @@ generated once on the build host and shipped 0600 root-only in the package.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets as rnd
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from builder.errors import InputError
+from builder.outdir import held
 from builder.profile.load import Source
 
 
@@ -54,38 +56,59 @@ def generate() -> Secrets:
 
 
 def load(path: Path) -> Secrets:
-    st = path.stat()
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        raise InputError(
-            f"secrets file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o})",
-            hint=f"chmod 600 {path}",
-        )
     try:
-        data = json.loads(path.read_text())
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"secrets file {path} is not a file (a folder?)",
+                             hint=f"move {path} away: builder keeps the cluster's secrets in a file of that name")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise InputError(
+                f"secrets file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o})",
+                hint=f"chmod 600 {path}",
+            )
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"secrets file {path} cannot be read ({e.strerror})",
+                         hint="run builder as the user who owns it, or give it back to that user (chown)") from None
+    except UnicodeDecodeError:
+        text = ""
+    try:
+        data = json.loads(text)
         return Secrets(**data)
     except (ValueError, TypeError):
         raise InputError(f"secrets file {path} is damaged", hint="restore it from a backup; both nodes need the same secrets") from None
 
 
 def write(path: Path, value: Secrets, *, replace: bool = False) -> None:
-    """Create the file 0600 from the start (no window where it is readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create the file 0600 from the start (no window where it is readable); atomically, and
+    an interrupt leaves no temporary behind."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(value), f, indent=2)
-        f.write("\n")
-    if not replace and path.exists():
-        tmp.unlink()
-        raise InputError(f"secrets file {path} already exists")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with held():
+            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(asdict(value), f, indent=2)
+                f.write("\n")
+            if not replace and os.path.lexists(path):
+                tmp.unlink()
+                raise InputError(f"secrets file {path} already exists")
+            tmp.replace(path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write the secrets file {path} ({e.strerror})",
+                         hint="make that folder writable, or copy the profile into a folder you can write to") from None
 
 
 def load_or_create(source: Source) -> tuple[Secrets, Path, bool]:
     """The cluster's secrets; creates them on first use. Returns (secrets, path, created)."""
     path = secrets_path(source)
-    if path.exists():
+    if source.path is not None and path == source.path:
+        raise InputError(f"--profile {source.path}: is named like a secrets file (.secrets)",
+                         hint="name the profile <cluster>.yaml: its secrets go beside it as <cluster>.secrets")
+    if os.path.lexists(path):
         value = load(path)
         missing = {k: getattr(generate(), k) for k in GENERATED if not getattr(value, k)}
         if missing:  # a file from an older builder: add the new secrets, keep the old ones
