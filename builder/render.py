@@ -17,13 +17,13 @@ from typing import Any
 
 import jinja2
 
-from builder import templating
+from builder import templates, templating
 from builder.profile.model import Link, Node, Profile, PublicLink, Service
 from builder.profile.secrets import Secrets
 from builder.profile.types import format_duration
 from builder.staging import StagedFile, Tree
 
-OVERLAYS = resources.files("builder") / "overlays"
+OVERLAYS = templates.folder("overlays")
 AGENT_DIR = "/usr/lib/cluster-agent"
 DEFAULT_IFNAME = {"public": "lan0", "replication": "repl0"}
 
@@ -164,7 +164,7 @@ def cluster_json(p: Profile) -> dict[str, Any]:
 
 
 def _environment() -> jinja2.Environment:
-    return templating.environment(jinja2.PackageLoader("builder", "overlays"))
+    return templating.environment(jinja2.FileSystemLoader(OVERLAYS))
 
 
 def _agent_files() -> Iterator[StagedFile]:

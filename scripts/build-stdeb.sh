@@ -39,7 +39,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 
 mkdir "$work/src"
-cp -r "$repo/builder" "$repo/pyproject.toml" "$work/src/"
+# -L: builder/_data links to the top-level template folders; the package carries copies.
+cp -rL "$repo/builder" "$repo/pyproject.toml" "$work/src/"
 [ -f "$repo/README.md" ] && cp "$repo/README.md" "$work/src/" || echo "builder" >"$work/src/README.md"
 find "$work/src" -name __pycache__ -type d -prune -exec rm -rf {} +
 printf 'from setuptools import setup\n\nsetup()\n' >"$work/src/setup.py"

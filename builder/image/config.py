@@ -16,13 +16,13 @@ from pathlib import Path
 import jinja2
 
 from builder import mirror as apt_sources
-from builder import templating
+from builder import templates, templating
 from builder.errors import InputError
 from builder.outdir import replace_dir
 from builder.profile.model import Profile
 from builder.run import run
 
-TEMPLATES = Path(__file__).parent / "mkosi"
+TEMPLATES = templates.folder("images")
 TOOLS_TREE_RELEASE = "trixie"  # the release whose systemd-repart/ukify build the image
 
 # Every node image has these; the profile adds its services' and extra packages.

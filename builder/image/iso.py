@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder import templates
 from builder.errors import BuilderError, InputError
 from builder.image.config import TOOLS_TREE_RELEASE, _text, resolve_mirrors
 from builder.image.mkosi_tool import MkosiTool, mkosi_argv
@@ -178,7 +179,7 @@ def render_files(spec: InstallerSpec, *, tools_tree: Path | None) -> dict[str, t
     )
     add("postinst", _text("installer/postinst.j2", spec=spec), 0o755)
     add("extra/usr/lib/cluster-installer/installer.conf", _text("installer/installer.conf.j2", spec=spec))
-    script = (Path(__file__).parent / "mkosi" / "installer" / "install.sh").read_text()
+    script = (templates.folder("images") / "installer" / "install.sh").read_text()
     add("extra/usr/lib/cluster-installer/install.sh", script, 0o755)
     add(
         "extra/usr/lib/systemd/system/cluster-installer.service",

@@ -10,11 +10,12 @@ from pathlib import PurePosixPath
 
 import jinja2
 
-from builder import templating
+from builder import templates, templating
 from builder.packaging.model import Package
 from builder.staging import StagedFile
 
-TEMPLATES = templating.environment(jinja2.PackageLoader("builder.packaging", "."), trim_blocks=True, lstrip_blocks=True)
+# One loader over the data root: names are "debian/control.j2", "rpm/cluster.spec.j2", "man/clusterctl.8.j2".
+TEMPLATES = templating.environment(jinja2.FileSystemLoader(templates.DATA), trim_blocks=True, lstrip_blocks=True)
 
 
 def render(template: str, **values: object) -> str:
@@ -38,7 +39,7 @@ def manpages(pkg: Package) -> list[StagedFile]:
     man = PurePosixPath("/usr/share/man/man8/clusterctl.8.gz")
     if str(man) in paths:
         return []
-    return [StagedFile(man, gz(render("common/clusterctl.8.j2", pkg=pkg).encode()))]
+    return [StagedFile(man, gz(render("man/clusterctl.8.j2", pkg=pkg).encode()))]
 
 
 def copyright_text(pkg: Package) -> str:

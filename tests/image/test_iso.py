@@ -38,7 +38,7 @@ from builder.lab.install import InstallRefused, install_from_iso
 from tests.image.conftest import image_cache_dir
 from tests.image.helpers import FAKE_MIRROR, MARK, make_profile, make_test_deb
 
-SCRIPT = Path(__file__).parents[2] / "builder" / "image" / "mkosi" / "installer" / "install.sh"
+SCRIPT = Path(__file__).parents[2] / "images" / "installer" / "install.sh"
 INSTALL_TIMEOUT = float(os.environ.get("BUILDER_TEST_INSTALL_TIMEOUT", "1500"))
 BOOT_TIMEOUT = float(os.environ.get("BUILDER_TEST_BOOT_TIMEOUT", "1200"))
 

@@ -7,10 +7,11 @@ import stat
 import subprocess
 from pathlib import Path
 
+from builder import templates
 from builder.packaging import deb
 from builder.packaging.model import Package
 
-RPMLINT_CONFIG = Path(deb.__file__).parent / "rpm" / "rpmlint.toml"
+RPMLINT_CONFIG = templates.folder("rpm") / "rpmlint.toml"
 
 
 def sh(*argv: str | Path, check: bool = True) -> str:

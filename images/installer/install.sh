@@ -1,7 +1,7 @@
 #!/bin/sh
 # builder's unattended installer: writes the cluster node image from the install
 # medium (CD, virtual media or USB stick) to this machine's disk, then reboots.
-# Shipped verbatim in the installer image (builder/image/mkosi/installer/); it
+# Shipped verbatim in the installer image (images/installer/); it
 # runs from cluster-installer.service, whose exit decides: 0 reboots, else halts.
 #
 # Options, each from the kernel command line (the boot menu entry) or else the
