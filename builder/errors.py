@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 
 class BuilderError(Exception):
     """A failure the user can act on. `hint` says how."""
@@ -21,6 +19,3 @@ class InputError(BuilderError):
 
     exit_code = 2
 
-
-def die(message: str, hint: str | None = None, *, bad_input: bool = False) -> NoReturn:
-    raise (InputError if bad_input else BuilderError)(message, hint)

@@ -18,29 +18,17 @@ from typing import Any
 import jinja2
 
 from builder import templates, templating
-from builder.profile.model import Link, Node, Profile, PublicLink, Service
+from builder.profile.model import Link, Node, Profile, PublicLink, Service, ifname
 from builder.profile.secrets import Secrets
 from builder.profile.types import format_duration
 from builder.staging import StagedFile, Tree
 
 OVERLAYS = templates.folder("overlays")
 AGENT_DIR = "/usr/lib/cluster-agent"
-DEFAULT_IFNAME = {"public": "lan0", "replication": "repl0"}
-
-
-def ifname(link: Link, kind: str) -> str:
-    """The interface name on the node: the profile's, or ours when only a MAC is given."""
-    return link.interface or DEFAULT_IFNAME[kind]
-
-
-def partlabel(p: Profile) -> str:
-    return f"drbd-{p.drbd.resource}"
-
-
 def backing_disk(p: Profile, node: Node) -> str:
     if p.drbd.backing.kind == "disk":
         return p.drbd.backing.disks[node.name]
-    return f"/dev/disk/by-partlabel/{partlabel(p)}"
+    return f"/dev/disk/by-partlabel/{p.drbd.partlabel}"
 
 
 @dataclass(frozen=True)
@@ -143,7 +131,7 @@ def cluster_json(p: Profile) -> dict[str, Any]:
                 "interface": ifname(p.preferred.public, "public")},
         "drbd": {
             "resource": d.resource, "device": f"/dev/drbd{d.minor}", "minor": d.minor, "port": d.port,
-            "backing": {"kind": d.backing.kind, "partlabel": partlabel(p),
+            "backing": {"kind": d.backing.kind, "partlabel": p.drbd.partlabel,
                         "size_bytes": d.backing.size, "disks": dict(d.backing.disks)},
             "filesystem": d.filesystem, "mount": d.mount, "peer_timeout_s": d.peer_timeout // 1000,
         },

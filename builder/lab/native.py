@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import BuilderError
-from builder.profile.model import Profile
-from builder.render import ifname
+from builder.profile.model import Profile, ifname
 from builder.run import run
 from builder.staging import Tree
 

@@ -49,6 +49,11 @@ def _with_prefix(value: object) -> object:
 Cidr = Annotated[IPv4Interface, BeforeValidator(_with_prefix)]
 
 
+def ifname(link: Link, kind: str) -> str:
+    """A link's interface name on the node: the profile's, or ours when only a MAC is given."""
+    return link.interface or DEFAULT_IFNAME[kind]
+
+
 class Model(BaseModel):
     # extra="forbid" turns a typo in a key into an error instead of a silent default.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -95,8 +100,7 @@ class Node(Model):
 
     def ifname(self, kind: Literal["public", "replication"]) -> str:
         """The interface name on the node: the profile's, or ours when only a MAC is given."""
-        link: Link = self.public if kind == "public" else self.replication
-        return link.interface or DEFAULT_IFNAME[kind]
+        return ifname(self.public if kind == "public" else self.replication, kind)
 
 
 class Vip(Model):
@@ -162,6 +166,11 @@ class Drbd(Model):
         description="First boot: how long the preferred node waits for its peer before going on alone.",
     )
 
+
+    @property
+    def partlabel(self) -> str:
+        """The GPT label of the backing partition (kind=partition), which first boot finds it by."""
+        return f"drbd-{self.resource}"
 
 class Heartbeat(Model):
     keepalive: Duration = Field(500, ge=100, le=60_000, description="Interval between heartbeats.")
