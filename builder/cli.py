@@ -254,7 +254,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         say("lab down: namespace, QEMU processes and disks removed")
     else:
         try:
-            report = lab.run(cluster, report_file, boot=args.verb == "run", install_from=iso)
+            report = lab.run(cluster, report_file, boot=args.verb == "run", install_from=iso,
+                             power_cuts=not args.no_power_cuts)
         finally:
             if report_file and report_file.exists():
                 say(lab.summary(json.loads(report_file.read_text())))
@@ -321,6 +322,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accel", choices=tuple(ACCEL), default="tcg",
                    help="QEMU acceleration: tcg (tuned, default), tcg-plain (QEMU's defaults, to measure the "
                         "tuning against), kvm (only where guests boot with it)")
+    p.add_argument("--no-power-cuts", action="store_true",
+                   help="run: boot once without cutting each node's power during its first boot")
     p.add_argument("--install-from-iso", nargs="?", const="", metavar="ISO",
                    help="run: install both nodes from the installer ISO first, as on bare metal "
                         "(default ISO: out/<cluster>-installer.iso)")

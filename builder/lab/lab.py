@@ -129,7 +129,7 @@ def install_nodes(cluster: Cluster, iso: Path) -> dict[str, Any]:
 
 
 def run(cluster: Cluster, report_file: Path | None, *, boot: bool = True,
-        install_from: Path | None = None) -> dict[str, Any]:
+        install_from: Path | None = None, power_cuts: bool = True) -> dict[str, Any]:
     """The scenario with the report; the cluster is torn down afterwards when we booted it.
     install_from: write each node's disk with this installer ISO first (instead of
     copy-on-write overlays of the image)."""
@@ -140,7 +140,7 @@ def run(cluster: Cluster, report_file: Path | None, *, boot: bool = True,
             down(cluster)  # leftovers of a crashed run
         if install_from:
             report["install"] = install_nodes(cluster, install_from)
-        scenario.run(cluster, report, boot=boot)
+        scenario.run(cluster, report, boot=boot, power_cuts=power_cuts)
         report["result"] = "pass"
     except CheckFailed as e:
         report["result"] = "fail"
@@ -181,8 +181,12 @@ def last_status(cluster: Cluster) -> dict[str, Any]:
 def summary(report: dict[str, Any]) -> str:
     f = report.get("failover", {})
     lines = [f"lab {report.get('cluster')}: {report.get('result')}"]
+    for cut in report.get("power_cuts", []):
+        lines.append(f"  power cut: {cut['node']} at {cut['cut_at_s']} s, {cut['where']}")
     if "ready_s" in report:
-        lines.append(f"  ready after {report['ready_s']} s (both nodes provisioned, DRBD in sync)")
+        cuts = " through every power cut" if report.get("power_cuts") else ""
+        lines.append(f"  ready after {report['ready_s']} s{cuts} (both nodes provisioned, DRBD in sync; "
+                     f"out of sync at ready: {report.get('out_of_sync_kib_at_ready')} KiB)")
     if "time_synchronised_s" in report:
         lines.append(f"  clocks synchronised to the site's time server after {report['time_synchronised_s']} s")
     if f:

@@ -17,6 +17,7 @@ from typing import Any
 from builder.lab import clients
 from builder.lab.cluster import Cluster, Node
 from builder.lab.poll import CheckFailed, poll
+from builder.lab.power_cuts import first_boot_power_cuts
 
 log = logging.getLogger("builder")
 
@@ -121,15 +122,19 @@ def health_ran_after(node: Node, host_time: float) -> bool:
     return datetime.strptime(checked, "%Y-%m-%dT%H:%M:%S%z").timestamp() - node.clock_offset > host_time
 
 
-def come_up(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
-    """Both nodes provision themselves; the preferred one serves on the VIP."""
+def come_up(cluster: Cluster, report: Report, *, boot: bool = True, power_cuts: bool = False) -> None:
+    """Both nodes provision themselves; the preferred one serves on the VIP. With
+    power_cuts, each node loses power at several points of its first boot first."""
     a, b = cluster.preferred, cluster.peer
     t0 = time.monotonic()
     if boot:
         cluster.up()
+    if boot and power_cuts:
+        report["power_cuts"] = first_boot_power_cuts(cluster)
     poll(lambda: ready(a, active=True) and ready(b, active=False),
          f"both nodes provisioned, DRBD Connected UpToDate/UpToDate, {a.name} active", timeout=BOOT, every=5)
     report["ready_s"] = round(time.monotonic() - t0, 1)
+    report["out_of_sync_kib_at_ready"] = {n.name: n.status().get("drbd", {}).get("out_of_sync_kib") for n in (a, b)}
     wait_services(cluster, time.monotonic(), timeout=120)
     if cluster.vip_holder() is not a:
         raise CheckFailed(f"the VIP is not on the preferred node {a.name}")
@@ -169,10 +174,10 @@ def hard_failover(cluster: Cluster) -> tuple[dict[str, Any], float]:
     return figures, killed_at
 
 
-def run(cluster: Cluster, report: Report, *, boot: bool = True) -> None:
+def run(cluster: Cluster, report: Report, *, boot: bool = True, power_cuts: bool = True) -> None:
     """The whole story; boot=False tests a lab that `builder lab up` started."""
     a, b = cluster.preferred, cluster.peer
-    come_up(cluster, report, boot=boot)
+    come_up(cluster, report, boot=boot, power_cuts=power_cuts)
 
     inserter = clients.Inserter(cluster.net, cluster.vip, cluster.secrets.db_password)
     inserter.start()

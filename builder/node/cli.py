@@ -58,6 +58,20 @@ def _logging(verbose: bool, quiet: bool) -> None:
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
 
 
+def _unprovisioned_health(ctx: Ctx, cluster: config.Cluster, quiet: bool) -> int:
+    """Before the first boot finished only its failure is worth a mail (retried here)."""
+    state = provision.load_state(ctx, cluster)
+    err = state.data.get("error")
+    if not err:
+        if not quiet:
+            print("not provisioned yet: nothing checked")
+        return 0
+    mailed = events.mail_failure(ctx, cluster, state)
+    if not quiet:
+        print(f"first boot FAILED at step {err['step']}: {err['message']}\nmail: {'sent' if mailed else 'NOT sent'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, ctx: Ctx | None = None) -> int:
     """`ctx` is for tests (fake runner, temp root, fake clock)."""
     args = _parser().parse_args(argv)
@@ -74,9 +88,7 @@ def main(argv: Sequence[str] | None = None, ctx: Ctx | None = None) -> int:
             return 0
         if args.command == "health":
             if not health.provisioned(ctx, cluster):
-                if not args.quiet:
-                    print("not provisioned yet: nothing checked")
-                return 0
+                return _unprovisioned_health(ctx, cluster, args.quiet)
             outcome = events.run(ctx, cluster)
             if not args.quiet:
                 print(events.summary(outcome))
@@ -87,7 +99,14 @@ def main(argv: Sequence[str] | None = None, ctx: Ctx | None = None) -> int:
             return statusport.serve(ctx, cluster)
         # provision and boot differ only in intent: both converge, then start.
         provisioner = provision.Provisioner(ctx, cluster)
-        did_work = provisioner.run()
+        try:
+            did_work = provisioner.run()
+        except NodeError as e:
+            if provisioner.state.failed_now:  # a step failed in this run, recorded
+                events.announce_failure(ctx, cluster, provisioner.state)
+            else:  # no identity, the lock held, a state file we must not touch: nothing recorded
+                events.say(ctx, f"\n*** clusterctl: provisioning stopped: {str(e).splitlines()[0]}\n")
+            raise
         provision.start(ctx, cluster, provisioner.node, first_boot=did_work)
         return 0
     except NodeError as e:

@@ -6,6 +6,7 @@ actions go through drbdadm and so through the runner.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -14,7 +15,11 @@ from builder.node.context import Ctx
 from builder.node.errors import NodeError
 from builder.node.runner import Result
 
+log = logging.getLogger("clusterctl")
+
 PROC_DRBD = "/proc/drbd"
+NO_MD, CLEAN, UNCLEAN = "none", "clean", "unclean"  # what Drbdadm.metadata() finds
+UNCLEAN_TEXT = 'Found meta data is "unclean"'  # drbdmeta dump-md, exit 1
 
 # Connection states in which the peer is there (8.4 names).
 CONNECTED = frozenset(
@@ -116,23 +121,34 @@ class Drbdadm:
     def status(self) -> MinorStatus:
         return status(self.ctx, self.minor)
 
-    def has_metadata(self) -> bool:
+    def metadata(self) -> str:
         """The honest test: drbdmeta itself (via `drbdadm dump-md`) says whether
-        valid metadata exists. Unknown answers stop provisioning rather than
-        risk a create-md over data."""
+        metadata exists: NO_MD, CLEAN, or UNCLEAN (it exists; the 8.4 kernel leaves
+        it so whenever it was attached: after power loss, even after a clean down).
+        Unknown answers stop provisioning rather than risk a create-md over data."""
         if self.status().configured:
-            return True  # attached: metadata exists and is in use
+            return CLEAN  # attached: metadata exists and is in use
         r = self.run("dump-md", check=False)
         if r.ok:
-            return True
+            return CLEAN
+        if UNCLEAN_TEXT in r.output:
+            return UNCLEAN
         if "No valid meta data found" in r.output:
-            return False
-        if "is configured" in r.output:  # "Device '0' is configured!"
-            return True
+            return NO_MD
         raise NodeError(
             f"cannot tell whether {self.resource} has DRBD metadata "
             f"(drbdadm dump-md exit {r.returncode}): {r.output}"
         )
+
+    def has_metadata(self) -> bool:
+        return self.metadata() != NO_MD
+
+    def apply_al(self) -> None:
+        """Replay the activity log into the bitmap and mark the metadata clean:
+        the documented step after a crash (drbdadm up does it too, on 8.4)."""
+        log.warning("%s: metadata is unclean (power lost while DRBD was up): applying the activity log",
+                    self.resource)
+        self.run("apply-al")
 
     def up(self) -> None:
         if not self.status().configured:

@@ -38,7 +38,10 @@ from typing import Any
 from builder.node import health, mail
 from builder.node.config import Cluster
 from builder.node.context import Ctx, atomic_write
+from builder.node.errors import NodeError
 from builder.node.health import INFO, SEVERITIES, WARNING, Condition
+from builder.node.provision import load_state
+from builder.node.state import State
 
 log = logging.getLogger("clusterctl.events")
 
@@ -169,6 +172,14 @@ def body(node: str, events: list[Event], reading: health.Reading) -> str:
 Sender = Callable[[Ctx, mail.Alerts, str, str], mail.Sent]
 
 
+def pending_partner(ctx: Ctx, cluster: Cluster) -> str | None:
+    """The partner provision.start() waited for in vain at this node's first boot."""
+    partner = load_state(ctx, cluster).data.get("partner")
+    if isinstance(partner, dict) and partner.get("finished") is False:
+        return str(partner.get("name"))
+    return None
+
+
 def run(ctx: Ctx, cluster: Cluster, send: Sender = mail.send) -> Outcome:
     now = ctx.clock()
     me = health.node_name(ctx, cluster)
@@ -178,7 +189,10 @@ def run(ctx: Ctx, cluster: Cluster, send: Sender = mail.send) -> Outcome:
     baseline = prev is None or prev.get("boot_id") != boot or prev.get("node") != me
     st: dict[str, Any] = {} if baseline or prev is None else prev
     alerts = mail.alerts(cluster)
-    reading = health.check(ctx, cluster, me, seen_connected=bool(st.get("seen_connected")))
+    partner_seen = bool((prev or {}).get("partner_seen"))  # kept across boots
+    reading = health.check(ctx, cluster, me, seen_connected=bool(st.get("seen_connected")),
+                           partner_pending=None if partner_seen else pending_partner(ctx, cluster))
+    partner_seen = partner_seen or reading.holder or reading.vip_elsewhere
     conds: dict[str, dict[str, Any]] = st.get("conditions") or {}
     events: list[Event] = []
     # A failover is the VIP arriving here after this node saw it on the peer, or
@@ -211,7 +225,7 @@ def run(ctx: Ctx, cluster: Cluster, send: Sender = mail.send) -> Outcome:
         "format": FORMAT, "node": me, "boot_id": boot, "checked": wall(), "holder": reading.holder,
         "peer_held": peer_held,
         "seen_connected": bool(st.get("seen_connected")) or reading.drbd_connected,
-        "conditions": conds, "last_event": last, "unsent": unsent,
+        "conditions": conds, "last_event": last, "unsent": unsent, "partner_seen": partner_seen,
     }
     atomic_write(path, json.dumps(doc, indent=2, sort_keys=True) + "\n", 0o644)
     return Outcome(reading, events, baseline, sent)
@@ -245,3 +259,73 @@ def summary(outcome: Outcome) -> str:
         lines.append("mail: sent" if outcome.mail.ok else f"mail: NOT sent: {outcome.mail.cause}")
     return "\n".join(lines)
 
+
+# -- a failed first boot -------------------------------------------------------
+# Provisioning's own event: the state file's `error` ({step, message, fix}) is
+# what `clusterctl status` and the status port show; it is said on the console
+# and in the journal, and mailed once per distinct failure (the same failure on
+# every later boot is not mailed again; the health cron retries an unsent mail).
+
+CONSOLE = "/dev/console"
+
+
+def failure_banner(node: str, err: dict[str, str]) -> str:
+    return (f"\n*** clusterctl: first boot of {node} FAILED at step {err['step']} ***\n"
+            f"*** error: {err['message']}\n*** fix: {err['fix']}\n"
+            f"*** details: clusterctl status; journalctl -u cluster-firstboot.service\n")
+
+
+def say(ctx: Ctx, text: str) -> None:
+    """Journal (stderr under systemd, and syslog at crit) and the console."""
+    for line in text.strip().splitlines():
+        log.critical("%s", line)
+    ctx.run(["logger", "-t", "clusterctl", "-p", "user.crit", "--", " ".join(text.split())], check=False)
+    console = ctx.path(CONSOLE)
+    if not console.exists():
+        return  # no console (a container): the journal has it
+    try:
+        with open(console, "a") as f:
+            f.write(text)
+    except OSError as e:
+        log.debug("console %s: %s", console, e)
+
+
+def failure_subject(cluster: Cluster, node: str, err: dict[str, str]) -> str:
+    return f"[{cluster.name}] {node}: first boot FAILED at step {err['step']}: {err['message']}"
+
+
+def failure_body(cluster: Cluster, node: str, err: dict[str, str]) -> str:
+    return (f"The first boot of {node} (cluster {cluster.name}) stopped at step {err['step']}.\n\n"
+            f"Error: {err['message']}\n\nFix: {err['fix']}\n\n"
+            f"Until it finishes, {node} does not run heartbeat: the cluster has at most one node.\n"
+            f"Details on {node}: clusterctl status; journalctl -u cluster-firstboot.service\n")
+
+
+def mail_failure(ctx: Ctx, cluster: Cluster, state: State) -> bool:
+    """Send the failure mail unless it went already. True when it has gone (now or before)."""
+    err = state.data.get("error")
+    if not isinstance(err, dict) or err.get("mailed"):
+        return bool(isinstance(err, dict) and err.get("mailed"))
+    a = mail.alerts(cluster)
+    if a is None:
+        return False
+    node = state.node or "unknown node"
+    sent = mail.send(ctx, a, failure_subject(cluster, node, err), failure_body(cluster, node, err))
+    if not sent.ok:
+        log.warning("first-boot failure mail not sent (%s; %s): the health check retries it", sent.cause, sent.hint)
+        return False
+    err["mailed"] = wall()
+    state.save()
+    return True
+
+
+def announce_failure(ctx: Ctx, cluster: Cluster, state: State) -> None:
+    """Provisioning stopped with `state.data['error']` recorded: tell everyone."""
+    err = state.data.get("error")
+    if not isinstance(err, dict):
+        return
+    say(ctx, failure_banner(state.node or "this node", err))
+    try:
+        mail_failure(ctx, cluster, state)
+    except NodeError as e:  # e.g. a bad alerts section: the console and journal have it
+        log.warning("first-boot failure mail not sent: %s", e)

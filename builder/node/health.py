@@ -191,14 +191,30 @@ def time_condition(ctx: Ctx) -> list[Condition]:
     return [Condition("time", WARNING, f"clock not synchronised ({c['how']})", "recovered: clock synchronised")]
 
 
-def check(ctx: Ctx, cluster: Cluster, me: str, seen_connected: bool = False) -> Reading:
+def partner_condition(cluster: Cluster, me: str, partner: str, st: drbd.MinorStatus) -> Condition:
+    """This node's partner never finished its first boot (provision.start gave up
+    waiting) and no node has run the services since. This node does not force:
+    heartbeat here takes the resources only if DRBD lets it (UpToDate data)."""
+    return Condition(
+        "peer.firstboot", CRITICAL,
+        f"{partner} never finished its first boot (no DRBD connection within {cluster.drbd.peer_timeout_s} s "
+        f"of {me}'s, no node has run the services since); {me} has {st.disk} data and takes over only with "
+        f"UpToDate data: see clusterctl status on {partner}",
+        f"recovered: the cluster runs (VIP answers): {partner}'s first boot is over")
+
+
+def check(ctx: Ctx, cluster: Cluster, me: str, seen_connected: bool = False,
+          partner_pending: str | None = None) -> Reading:
     """One look at everything. `seen_connected`: DRBD was connected earlier in this
-    boot, so a StandAlone now means the connection was dropped (split-brain)."""
+    boot, so a StandAlone now means the connection was dropped (split-brain).
+    `partner_pending`: the partner that never finished its first boot (events.run)."""
     vip = status.vip_section(ctx, cluster)
     holder = bool(vip["held_here"])
     st = drbd.status(ctx, cluster.drbd.minor)
     conds = peer_links(ctx, cluster, me)
     vip_elsewhere = not holder and ping(ctx, vip["address"])
+    if partner_pending and not holder and not vip_elsewhere:
+        conds.insert(0, partner_condition(cluster, me, partner_pending, st))  # first: it names the cause
     if not holder and not conds and not vip_elsewhere:
         # The peer answers but nobody answers for the VIP: no node runs the resources.
         conds.append(Condition("vip", CRITICAL, f"VIP {vip['address']} not held by any node",

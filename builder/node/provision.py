@@ -14,15 +14,25 @@ from collections.abc import Callable
 from builder.node import disk, host, identity, services
 from builder.node.config import Cluster, Node
 from builder.node.context import Ctx
-from builder.node.drbd import Drbdadm
-from builder.node.errors import IdentityError, NodeError, UnsafeError
+from builder.node.drbd import NO_MD, UNCLEAN, Drbdadm
+from builder.node.errors import EXIT_UNSAFE, IdentityError, NodeError, UnsafeError
 from builder.node.state import STEPS, State
 
 log = logging.getLogger("clusterctl")
 
 UPTODATE = "UpToDate"
+CONSISTENT = "Consistent"
 INCONSISTENT = "Inconsistent"
 SETTLE_S = 30.0  # for state changes that DRBD makes at once (new-current-uuid, primary)
+
+
+def fix_for(step: str, error: NodeError) -> str:
+    """The fix: the error's own hint lines, then how to resume."""
+    hints = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    first = "Nothing destructive was done. " if error.exit_code == EXIT_UNSAFE else ""
+    resume = (f"{first}Fix the cause, then run `clusterctl provision` on this node (or reboot): "
+              f"it resumes at step {step}.")
+    return " ".join([*hints[-3:], resume])
 
 
 def load_state(ctx: Ctx, cluster: Cluster) -> State:
@@ -63,7 +73,10 @@ class Provisioner:
         node = self._node  # first: nothing happens without an identity
         drbd = self.cluster.drbd
         adm = Drbdadm(self.ctx, drbd.resource, drbd.minor)
-        if not adm.has_metadata():
+        found = adm.metadata()
+        if found == UNCLEAN:
+            adm.apply_al()  # metadata that exists: never create-md over it
+        elif found == NO_MD:
             backing = self.state.data.get("backing") or disk.backing_path(self.cluster, node)
             if disk.probe(self.ctx, backing).kind != disk.EMPTY:
                 raise UnsafeError(f"{backing} is not empty and has no DRBD metadata: no create-md")
@@ -114,42 +127,13 @@ class Provisioner:
         """Preferred node: become primary once, make the filesystem if none,
         mount it. Returns False when this node must not touch the data."""
         drbd = self.cluster.drbd
-        backing = str(self.state.data.get("backing"))
         st = adm.status()
         if st.peer_role == "Primary":
             log.warning("peer is already primary on %s: this node only links", drbd.resource)
             return False
         if st.role != "Primary":
-            if connected:
-                if st.disks == f"{INCONSISTENT}/{INCONSISTENT}":
-                    if not self._fresh(backing):
-                        raise UnsafeError(
-                            f"{drbd.resource}: both sides Inconsistent but this node's metadata "
-                            "was not made by this provisioning: no --clear-bitmap; decide by hand"
-                        )
-                    # Both devices fresh and empty: skip the initial full sync.
-                    adm.run("new-current-uuid", "--clear-bitmap")
-                    self.ctx.wait_until(
-                        "UpToDate after new-current-uuid",
-                        lambda: adm.status().disk == UPTODATE,
-                        SETTLE_S,
-                        0.5,
-                    )
-                    st = adm.status()
-                if st.disk != UPTODATE:
-                    log.info("peer holds the data (%s): this node syncs and only links", st.disks)
-                    return False
-                adm.run("primary")
-            elif st.disk == INCONSISTENT and self._fresh(backing):
-                log.warning("peer absent after %d s: proceeding alone", drbd.peer_timeout_s)
-                adm.run("primary", "--force")
-            elif st.disk == UPTODATE:
-                adm.run("primary")
-            else:
-                raise NodeError(
-                    f"{drbd.resource}: peer absent and local disk is {st.disk}: not forcing "
-                    "primary; start the peer and rerun (clusterctl provision)"
-                )
+            if not self._promote(adm, connected):
+                return False
             self.ctx.wait_until("primary", lambda: adm.status().role == "Primary", SETTLE_S, 0.5)
         found = disk.probe(self.ctx, drbd.device)
         if found.kind == disk.EMPTY:
@@ -162,6 +146,47 @@ class Provisioner:
         mnt.mkdir(parents=True, exist_ok=True)
         if not self.ctx.run(["mountpoint", "-q", mnt], check=False).ok:
             self.ctx.run(["mount", "-t", drbd.filesystem, self.ctx.path(drbd.device), mnt])
+        return True
+
+    def _promote(self, adm: Drbdadm, connected: bool) -> bool:
+        """Become primary, forcing only over fresh data of our own. False: the peer holds the data."""
+        drbd = self.cluster.drbd
+        backing = str(self.state.data.get("backing"))
+        st = adm.status()
+        if connected:
+            self.state.data.pop("forced_alone", None)  # a peer has seen our data now
+            if st.disks == f"{INCONSISTENT}/{INCONSISTENT}":
+                if not self._fresh(backing):
+                    raise UnsafeError(
+                        f"{drbd.resource}: both sides Inconsistent but this node's metadata "
+                        "was not made by this provisioning: no --clear-bitmap; decide by hand"
+                    )
+                # Both devices fresh and empty: skip the initial full sync.
+                adm.run("new-current-uuid", "--clear-bitmap")
+                self.ctx.wait_until("UpToDate after new-current-uuid", lambda: adm.status().disk == UPTODATE,
+                                    SETTLE_S, 0.5)
+                st = adm.status()
+            if st.disk != UPTODATE:
+                log.info("peer holds the data (%s): this node syncs and only links", st.disks)
+                return False
+            adm.run("primary")
+        elif st.disk == INCONSISTENT and self._fresh(backing):
+            log.warning("peer absent after %d s: proceeding alone", drbd.peer_timeout_s)
+            self.state.set("forced_alone", True)  # recorded first: the force may be cut short
+            adm.run("primary", "--force")
+        elif st.disk == UPTODATE:
+            adm.run("primary")
+        elif st.disk == CONSISTENT and self.state.data.get("forced_alone"):
+            # Power lost after we forced alone: 8.4 attaches our own data Consistent
+            # (fencing: the absent peer is not known to be outdated). No peer has
+            # connected since, so this data is still the only data there is.
+            log.warning("%s: re-promoting the data this provisioning made alone", drbd.resource)
+            adm.run("primary", "--force")
+        else:
+            raise NodeError(
+                f"{drbd.resource}: peer absent and local disk is {st.disk}: not forcing "
+                "primary; start the peer and rerun (clusterctl provision)"
+            )
         return True
 
     def _settle_secondary(self, adm: Drbdadm) -> None:
@@ -240,7 +265,7 @@ class Provisioner:
             try:
                 steps[name]()
             except NodeError as e:
-                self.state.fail(name, str(e).splitlines()[0])
+                self.state.fail(name, str(e).splitlines()[0], fix_for(name, e))
                 raise
             self.state.finish(name)
             log.info("step %s done", name)
@@ -252,10 +277,24 @@ def start(ctx: Ctx, cluster: Cluster | None = None, node: Node | None = None, fi
     On first boot the other node finishes early and would, after initdead,
     take resources the preferred node is still preparing: so it waits (bounded)
     until the preferred node's DRBD is back, i.e. its provisioning is done.
+    A preferred node that never comes back is recorded (state "partner") for the
+    health check to alert on; heartbeat starts all the same, so the cluster
+    forms as soon as the partner is fixed, and this node takes the resources
+    only if DRBD lets it (UpToDate data), never by force.
     """
     ctx.run(["systemctl", "start", "drbd.service"])
-    if first_boot and cluster is not None and node is not None and not node.preferred:
+    if cluster is not None and node is None and (name := load_state(ctx, cluster).node):
+        node = cluster.node(name)  # already provisioned: identity was not resolved this time
+    if cluster is not None and node is not None and not node.preferred and (
+        first_boot or "partner" not in load_state(ctx, cluster).data  # power lost before the wait ended
+    ):
         adm = Drbdadm(ctx, cluster.drbd.resource, cluster.drbd.minor)
-        ctx.wait_until("the preferred node to finish provisioning", lambda: adm.status().connected,
-                       cluster.drbd.peer_timeout_s)
+        timeout = cluster.drbd.peer_timeout_s
+        done = ctx.wait_until("the preferred node to finish provisioning", lambda: adm.status().connected, timeout)
+        peer = cluster.peer(node.name).name
+        load_state(ctx, cluster).set("partner", {"name": peer, "finished": done, "waited_s": timeout})
+        if not done:
+            log.warning("%s did not finish its first boot within %d s: starting heartbeat anyway; this node "
+                        "takes over only with UpToDate data (its DRBD disk: %s), and alerts",
+                        peer, timeout, adm.status().disk)
     ctx.run(["systemctl", "start", "heartbeat.service"])

@@ -22,6 +22,7 @@ class State:
     def __init__(self, path: Path, data: dict[str, Any] | None = None) -> None:
         self.path = path
         self.data: dict[str, Any] = data or {"format": 1, "done": []}
+        self.failed_now = False  # fail() was called on this object (this run)
 
     @classmethod
     def load(cls, path: Path) -> State:
@@ -65,11 +66,20 @@ class State:
     def finish(self, step: str) -> None:
         if step not in self.data["done"]:
             self.data["done"].append(step)
-        self.data.pop("error", None)
+        error = self.data.get("error")
+        if not isinstance(error, dict) or error.get("step") == step:
+            self.data.pop("error", None)  # that step failed before: it is fixed now
         self.save()
 
-    def fail(self, step: str, message: str) -> None:
-        self.data["error"] = {"step": step, "message": message}
+    def fail(self, step: str, message: str, fix: str = "") -> None:
+        """Record why provisioning stopped. The same failure again (next boot)
+        keeps its first time and whether it was mailed: one mail per failure."""
+        old = self.data.get("error")
+        error = {"step": step, "message": message, "fix": fix, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if isinstance(old, dict) and (old.get("step"), old.get("message")) == (step, message):
+            error.update({k: old[k] for k in ("since", "mailed") if k in old})
+        self.data["error"] = error
+        self.failed_now = True
         self.save()
 
     def save(self) -> None:

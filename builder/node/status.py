@@ -55,11 +55,14 @@ def node_section(ctx: Ctx, cluster: Cluster) -> dict[str, Any]:
 
 def provision_section(ctx: Ctx, cluster: Cluster) -> dict[str, Any]:
     st = load_state(ctx, cluster)
+    error = st.data.get("error")
     return {
         "complete": st.complete,
+        "failed": bool(error) and not st.complete,
         "done": st.done,
         "next": st.next_step,
-        "error": st.data.get("error"),
+        "error": error,  # {step, message, fix, since, mailed}: why the first boot stopped
+        "partner": st.data.get("partner"),  # non-preferred node: did the preferred one finish?
         "updated": st.data.get("updated"),
     }
 
@@ -145,8 +148,17 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def headline(report: dict[str, Any]) -> list[str]:
+    """A stopped first boot comes first, in words, with its fix."""
+    prov = report.get("provision")
+    err = prov.get("error") if isinstance(prov, dict) and prov.get("failed") else None
+    if not isinstance(err, dict):
+        return []
+    return [f"FIRST BOOT FAILED at step {err.get('step')}: {err.get('message')}", f"  fix: {err.get('fix')}"]
+
+
 def render(report: dict[str, Any]) -> str:
-    lines: list[str] = []
+    lines: list[str] = headline(report)
     for name, body in report.items():
         if not isinstance(body, dict):
             continue

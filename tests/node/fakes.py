@@ -4,6 +4,9 @@ The runner records every argv and answers from a simulated world, so the
 provisioning logic is tested against state that evolves like the real thing:
 metadata and filesystems persist across a simulated reboot, up/role/mounts do
 not. Only cp and mv really run (on the temp tree), through the real runner.
+Every answer the agent interprets (exit code and text) comes from
+fixtures/tool-answers.json: recorded from the real tools, or read in their
+source where they cannot run here. The world only picks which one applies.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 
 from builder.node.context import Ctx
 from builder.node.runner import CommandError, Result, SubprocessRunner
+
+from .tool_answers import answer
 
 PASSTHROUGH = {"cp", "mv"}  # really run on the temp tree
 DESTRUCTIVE = ("create-md", "clear-bitmap", "primary --force", "mkfs")
@@ -91,6 +96,10 @@ class World:
     peer: Peer = field(default_factory=Peer)
     # persistent (on disk)
     md: bool = False
+    # The 8.4 kernel writes DRBD_MD_MAGIC_84_UNCLEAN whenever it writes the
+    # superblock, so once attached the on-disk metadata stays "unclean" (also
+    # after a clean down, and after power loss) until drbdmeta apply-al.
+    md_clean: bool = True
     disk: str = "Diskless"
     fs: str | None = None
     backing_foreign: str | None = None  # e.g. "ext4": someone else's data
@@ -98,9 +107,13 @@ class World:
     up: bool = False
     role: str = "Secondary"
     mounted: bool = False
+    # 8.4 attach (fencing resource-only): UpToDate-on-disk data comes up
+    # Consistent until a peer is seen (drbd_nl.c: D_CONSISTENT unless the peer is outdated).
+    consistent_only: bool = False
     now: float = 1000.0
     first_connect: float | None = None
     units: dict[str, str] = field(default_factory=dict)
+    not_installed: set[str] = field(default_factory=set)
     violations: list[str] = field(default_factory=list)
     ip_addr: str = ""
 
@@ -140,6 +153,7 @@ class World:
             self._umount()
         self.up = False
         self.role = "Secondary"
+        self.consistent_only = False
         self.units.clear()
         self.write_proc()
 
@@ -177,11 +191,13 @@ class World:
         lines = ["version: 8.4.11 (api:1/proto:86-101)", "srcversion: 0123456789ABCDEF"]
         if self.up:
             if self.connected():
+                self.consistent_only = False  # the handshake settles who is UpToDate
                 cs, peer_role, peer_disk = "Connected", self.peer.role, self.peer.disk
             else:
                 cs, peer_role, peer_disk = "WFConnection", "Unknown", "DUnknown"
+            disk = "Consistent" if self.consistent_only else self.disk
             lines.append(
-                f" 0: cs:{cs} ro:{self.role}/{peer_role} ds:{self.disk}/{peer_disk} C r-----"
+                f" 0: cs:{cs} ro:{self.role}/{peer_role} ds:{disk}/{peer_disk} C r-----"
             )
             lines.append("    ns:0 nr:0 dw:0 dr:0 al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:0")
         path = self.root / "proc/drbd"
@@ -226,25 +242,12 @@ class World:
         if tool == "drbdadm":
             return self._drbdadm(argv, a[1:-1], a[-1])
         if tool == "blkid":
-            dev = a[-1]
-            if dev == self.BACKING:
-                if self.md:
-                    return Result(argv, 0, "DEVNAME=x\nVERSION=v08\nTYPE=drbd\nUSAGE=raid\n")
-                if self.backing_foreign:
-                    return Result(argv, 0, f"DEVNAME=x\nTYPE={self.backing_foreign}\n")
-                return Result(argv, 2)
-            if dev == self.DEVICE:
-                if self.role != "Primary":
-                    return fail("error: /dev/drbd0: Wrong medium type", 4)
-                return Result(argv, 0, f"TYPE={self.fs}\nUSAGE=filesystem\n") if self.fs else (
-                    Result(argv, 2)
-                )
-            return fail(f"no such device {dev}", 2)
+            return self._blkid(argv, a[-1])
         if tool == "wipefs":
-            types = (["drbd"] if self.md else []) + (
-                [self.backing_foreign] if self.backing_foreign else []
-            )
-            return Result(argv, 0, "".join(f"{t}\n" for t in types))
+            if self.backing_foreign:  # someone else's data: any signature will do
+                return Result(argv, 0, f"{self.backing_foreign}\n" + ("drbd\n" if self.md else ""))
+            key = "wipefs/empty" if not self.md else "wipefs/drbd-ext4" if self.fs else "wipefs/drbd"
+            return answer(argv, key)
         if tool.startswith("mkfs."):
             if self.role != "Primary":
                 return fail("mkfs: cannot open /dev/drbd0: Wrong medium type")
@@ -255,29 +258,11 @@ class World:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
             return ok
         if tool == "mountpoint":
-            return ok if (self.mounted and a[-1] == self.MOUNT) else fail("not a mountpoint", 32)
-        if tool == "mount":
-            if self.role != "Primary" or not self.fs:
-                return fail("mount: wrong fs type, bad option, bad superblock", 32)
-            if self.mounted:
-                return fail("mount: already mounted", 32)
-            self._mount()
-            return ok
-        if tool == "umount":
-            if not self.mounted:
-                return fail("umount: not mounted", 32)
-            self._umount()
-            return ok
+            return answer(argv, "mountpoint/yes" if self.mounted and a[-1] == self.MOUNT else "mountpoint/no")
+        if tool in ("mount", "umount"):
+            return self._mount_cmd(argv, tool, a[-2] if tool == "mount" else "", a[-1])
         if tool == "systemctl":
-            verb, unit = a[1], a[-1]
-            if verb == "is-active":
-                state = self.units.get(unit, "inactive")
-                return Result(argv, 0 if state == "active" else 3, state + "\n")
-            if verb in ("start", "restart"):
-                self.units[unit] = "active"
-            elif verb == "stop":
-                self.units[unit] = "inactive"
-            return ok
+            return self._systemctl(argv, a[1], a[-1])
         if tool == "hostnamectl":
             (self.root / "proc/sys/kernel/hostname").write_text(a[-1] + "\n")
             return ok
@@ -289,60 +274,110 @@ class World:
 
     def _drbdadm(self, argv: tuple[str, ...], args: list[str], res: str) -> Result:
         cmd = " ".join(args)
-        ok = Result(argv, 0)
+        names = {"res": res, "minor": "0", "dev": self.BACKING, "cmd": args[0] if args else ""}
 
-        def fail(msg: str, rc: int = 10) -> Result:
-            return Result(argv, rc, "", msg)
+        def say(key: str) -> Result:
+            return answer(argv, key, **names)
 
         if res != "r0":
-            return fail(f"'{res}' not defined in your config", 10)
-        if cmd == "dump-md":
-            if self.up:
-                return fail("Device '0' is configured!", 20)
-            return Result(argv, 0, "# DRBD meta data dump\n") if self.md else fail(
-                "No valid meta data found", 1
-            )
+            return Result(argv, 10, "", f"'{res}' not defined in your config")
+        if cmd == "dump-md":  # reads the disk even while attached (it modifies nothing)
+            return say("dump-md/none" if not self.md else "dump-md/clean" if self.md_clean else "dump-md/unclean")
+        if cmd in ("create-md", "apply-al") and self.up:
+            return say(f"{cmd}/attached")
         if cmd == "create-md":
-            if self.md:
+            if self.md:  # drbdmeta asks first; the runner's empty stdin answers no
                 self.violations.append("create-md over existing metadata")
-            self.md, self.disk, self.fs = True, "Inconsistent", None
-            return ok
+                return say("create-md/existing" if self.md_clean else "create-md/unclean")
+            self.md, self.md_clean, self.disk, self.fs = True, True, "Inconsistent", None
+            return say("create-md/empty")
+        if cmd == "apply-al":
+            if not self.md:
+                return say("apply-al/none")
+            key = "apply-al/clean" if self.md_clean else "apply-al/unclean"
+            self.md_clean = True
+            return say(key)
         if cmd == "up":
             if self.up:
-                return fail("Failure: (124) Device is attached to by already", 10)
+                self.violations.append("up while up")
+                return Result(argv, 10, "", "0: Failure: (161) Minor or volume exists already")
             if not self.md:
-                return fail("No valid meta data found", 10)
-            self.up = True
-            return ok
+                return say("up/no-md")
+            self.up, self.md_clean = True, False  # apply-al, then the kernel writes 84_UNCLEAN
+            self.consistent_only = self.disk == "UpToDate" and not self.connected()
+            return say("up/ok")
         if not self.up:
-            return fail("Device minor not allocated", 10)
+            return say("not-up/minor")
+        return self._drbd_state_change(cmd, say)
+
+    def _drbd_state_change(self, cmd: str, say: Callable[[str], Result]) -> Result:
         if cmd == "new-current-uuid --clear-bitmap":
             if not (self.connected() and self.disk == self.peer.disk == "Inconsistent"):
                 self.violations.append("clear-bitmap outside a fresh connected pair")
             self.disk = self.peer.disk = "UpToDate"
-            return ok
+            return say("new-current-uuid/ok")
         if cmd in ("primary", "primary --force"):
             if self.connected() and self.peer.role == "Primary":
-                return fail("State change failed: (-1) Multiple primaries not allowed", 11)
-            if cmd == "primary" and self.disk != "UpToDate":
-                return fail("State change failed: (-2) Need access to UpToDate data", 17)
+                return say("primary/peer-primary")
+            if cmd == "primary" and (self.disk != "UpToDate" or self.consistent_only):
+                return say("primary/not-uptodate")  # no dopd yet to outdate the peer
             if cmd == "primary --force":
                 if self.name != "kava1":
                     self.violations.append("primary --force on the non-preferred node")
-                self.disk = "UpToDate"
+                if self.connected():
+                    self.violations.append("primary --force with the peer connected")
+                self.disk, self.consistent_only = "UpToDate", False
             self.role = "Primary"
-            return ok
-        if cmd == "secondary":
+            return say("primary/ok")
+        if cmd in ("secondary", "down"):
             if self.mounted:
-                return fail("State change failed: (-12) Device is held open by someone", 11)
+                return say(f"{cmd}/held-open")
+            if cmd == "down":
+                self.up = False
             self.role = "Secondary"
-            return ok
-        if cmd == "down":
-            if self.mounted:
-                return fail("State change failed: (-12) Device is held open by someone", 11)
-            self.up, self.role = False, "Secondary"
-            return ok
-        return fail(f"drbdadm {cmd}: not simulated", 20)
+            return say(f"{cmd}/ok")
+        return Result((), 20, "", f"drbdadm {cmd}: not simulated")
+
+    def _blkid(self, argv: tuple[str, ...], dev: str) -> Result:
+        if dev == self.BACKING:
+            if self.md:
+                return answer(argv, "blkid/drbd-ext4" if self.fs else "blkid/drbd", dev=dev, uuid="3e74f3e42b936dd4")
+            if self.backing_foreign:
+                return Result(argv, 0, f"DEVNAME={dev}\nTYPE={self.backing_foreign}\n")
+            return answer(argv, "blkid/empty")
+        if dev == self.DEVICE:
+            if self.role != "Primary":
+                return answer(argv, "blkid/drbd-secondary")
+            return answer(argv, "blkid/ext4", dev=dev, uuid="5a1d0c2e") if self.fs else answer(argv, "blkid/empty")
+        return Result(argv, 2)
+
+    def _mount_cmd(self, argv: tuple[str, ...], tool: str, dev: str, mnt: str) -> Result:
+        names = {"dev": dev or self.DEVICE, "mount": mnt}
+        if tool == "umount":
+            if not self.mounted:
+                return answer(argv, "umount/not-mounted", **names)
+            self._umount()
+            return answer(argv, "umount/ok")
+        if self.mounted:
+            return answer(argv, "mount/already", **names)
+        if self.role != "Primary" or not self.fs:
+            return answer(argv, "mount/no-fs", **names)
+        self._mount()
+        return answer(argv, "mount/ok")
+
+    def _systemctl(self, argv: tuple[str, ...], verb: str, unit: str) -> Result:
+        if verb == "is-active":
+            state = self.units.get(unit, "inactive")
+            if state == "active":
+                return answer(argv, "systemctl/is-active-active")
+            return answer(argv, "systemctl/is-active-not-active", state=state)
+        if verb == "stop" and unit in self.not_installed:
+            return answer(argv, "systemctl/stop-not-loaded", unit=unit)
+        if verb in ("start", "restart"):
+            self.units[unit] = "active"
+        elif verb == "stop":
+            self.units[unit] = "inactive"
+        return answer(argv, "systemctl/ok")
 
 
 class FakeRunner:
@@ -396,6 +431,10 @@ class FakeRunner:
             return Result(argv, 0)
         return self.world.respond(argv)
 
+    def acting(self) -> list[tuple[str, ...]]:
+        """The calls that act on the node: all but telling the journal (logger)."""
+        return [c for c in self.calls if c[0] != "logger"]
+
     def commands(self, *prefix: str) -> list[tuple[str, ...]]:
         return [c for c in self.calls if c[: len(prefix)] == prefix]
 
@@ -442,7 +481,7 @@ def snapshot(root: Path) -> dict[str, Any]:
 
 
 def world_state(world: World) -> dict[str, Any]:
-    keep = ("md", "disk", "fs", "up", "role", "mounted", "violations")
+    keep = ("md", "md_clean", "disk", "fs", "up", "role", "mounted", "violations")
     return {k: copy.deepcopy(getattr(world, k)) for k in keep} | {
         "peer_disk": world.peer.disk, "tree": snapshot(world.root),
         "replica": snapshot(world.store) if world.store.exists() else None,

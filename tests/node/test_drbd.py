@@ -8,6 +8,7 @@ from builder.node.drbd import Drbdadm, parse_proc_drbd
 from builder.node.errors import NodeError
 
 from .fakes import FakeRunner, World
+from .tool_answers import answers
 
 PROC_SYNCING = """\
 version: 8.4.11 (api:1/proto:86-101)
@@ -53,18 +54,24 @@ def test_status_as_dict_is_json_ready() -> None:
 
 
 @pytest.mark.parametrize(
-    ("rc", "err", "expected"),
-    [
-        (0, "", True),
-        (1, "No valid meta data found", False),
-        (20, "Device '0' is configured!", True),
-    ],
+    ("key", "expected"),
+    [("dump-md/clean", drbd.CLEAN), ("dump-md/none", drbd.NO_MD), ("dump-md/unclean", drbd.UNCLEAN)],
 )
-def test_has_metadata_reads_the_real_answer(
-    ctx: Ctx, runner: FakeRunner, rc: int, err: str, expected: bool
-) -> None:
-    runner.script("drbdadm", "dump-md", rc=rc, err=err)
-    assert Drbdadm(ctx, "r0", 0).has_metadata() is expected
+def test_metadata_reads_the_real_answer(ctx: Ctx, runner: FakeRunner, key: str, expected: str) -> None:
+    a = answers()[key]
+    runner.script("drbdadm", "dump-md", rc=a["rc"], out=a["stdout"], err=a["stderr"])
+    assert Drbdadm(ctx, "r0", 0).metadata() == expected
+    assert Drbdadm(ctx, "r0", 0).has_metadata() is (expected != drbd.NO_MD)
+
+
+def test_unclean_metadata_is_cleaned_by_apply_al(world: World, ctx: Ctx, runner: FakeRunner) -> None:
+    """The lab's kava1: power lost while up; dump-md then says "unclean" (exit 1)."""
+    world.md, world.md_clean = True, False
+    adm = Drbdadm(ctx, "r0", 0)
+    assert adm.metadata() == drbd.UNCLEAN
+    adm.apply_al()
+    assert adm.metadata() == drbd.CLEAN
+    assert runner.commands("drbdadm", "create-md") == []
 
 
 def test_has_metadata_unknown_answer_raises(ctx: Ctx, runner: FakeRunner) -> None:
@@ -78,7 +85,7 @@ def test_attached_device_counts_as_metadata_without_asking(
 ) -> None:
     world.md = world.up = True
     world.write_proc()
-    assert Drbdadm(ctx, "r0", 0).has_metadata()
+    assert Drbdadm(ctx, "r0", 0).metadata() == drbd.CLEAN  # in use: not asked (dump-md would say unclean)
     assert runner.calls == []
 
 

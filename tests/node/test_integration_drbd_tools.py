@@ -21,6 +21,8 @@ from builder.node.context import Ctx
 from builder.node.drbd import Drbdadm
 from builder.node.runner import SubprocessRunner
 
+from . import tool_answers
+
 
 @pytest.fixture
 def loop() -> Iterator[tuple[str, Path]]:
@@ -85,3 +87,39 @@ def test_foreign_content_is_refused_and_create_md_declines(loop: tuple[str, Path
                    capture_output=True)
     found = disk.probe(ctx, dev)
     assert found.kind == "foreign" and found.detail.get("PTTYPE") == "gpt"
+
+
+def _loop(img: Path, size: int) -> str:
+    with open(img, "wb") as f:
+        f.truncate(size)
+    r = subprocess.run(["losetup", "--find", "--show", str(img)], capture_output=True, text=True)
+    assert r.returncode == 0, f"no loop device: {r.stderr.strip()}"
+    return r.stdout.strip()
+
+
+@pytest.mark.skipif(not Path(tool_answers.DRBDADM_84).exists(), reason="drbd-utils' 8.4 drbdadm not installed")
+def test_the_fake_runners_answers_are_the_real_tools_answers() -> None:
+    """fixtures/tool-answers.json, entry by entry, against drbdadm-84/drbdmeta (v08
+    metadata, as on the nodes), blkid, wipefs and mount on loop devices; the
+    kernel's part (unclean metadata after a crash) is made by tool_answers.make_unclean."""
+    base = Path(tempfile.mkdtemp(prefix="clusterctl-answers-", dir="/var/tmp"))
+    devs = [_loop(base / "backing.img", 64 << 20), _loop(base / "fs.img", 32 << 20)]
+    conf = base / "r0.res"
+    conf.write_text(f"resource r0 {{\n  device /dev/drbd0;\n  disk {devs[0]};\n  meta-disk internal;\n"
+                    f"  on {platform.node()} {{ address 10.1.1.1:7788; }}\n"
+                    "  on clusterctl-peer { address 10.1.1.2:7788; }\n}\n")
+    (base / "mnt").mkdir()
+    try:
+        live = tool_answers.record_live(devs[0], conf, devs[1], base / "mnt")
+        flags, magic = tool_answers.superblock(devs[0])
+    finally:
+        subprocess.run(["umount", str(base / "mnt")], capture_output=True)
+        subprocess.run(["losetup", "-d", *devs], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+    fixture = tool_answers.answers()
+    assert sorted(live) == sorted(k for k, v in fixture.items() if v["live"])
+    for key, got in live.items():
+        want = {k: fixture[key][k] for k in ("rc", "stdout", "stderr")}
+        assert got == want, f"{key}: the real tool now answers {got}"
+    # apply-al left it as drbdmeta writes clean metadata: v08 magic, MDF_AL_CLEAN set
+    assert magic == tool_answers.MD_MAGIC_08 and flags & tool_answers.MDF_AL_CLEAN

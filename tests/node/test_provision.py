@@ -183,7 +183,7 @@ def test_unknown_identity_runs_no_destructive_step(tmp_path: Path) -> None:
     world.install()  # no cluster.node anywhere, hostname "debian"
     runner = FakeRunner(world)
     assert cli.main(["boot"], ctx=make_ctx(world, runner)) == EXIT_IDENTITY
-    assert runner.calls == []
+    assert runner.acting() == []
 
 
 def test_step_without_identity_refuses(tmp_path: Path) -> None:

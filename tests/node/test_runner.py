@@ -47,4 +47,4 @@ def test_concurrent_provision_is_refused(tmp_path: Path) -> None:
     with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         assert cli.main(["provision"], ctx=make_ctx(world, runner)) == 1
-    assert runner.calls == []
+    assert runner.acting() == []

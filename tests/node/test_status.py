@@ -117,7 +117,7 @@ def test_status_text_on_an_unprovisioned_passive_node(
     assert cli.main(["status"], ctx=make_ctx(world, FakeRunner(world))) == 0
     out = capsys.readouterr().out
     assert "node: name=kava2  source=kernel command line cluster.node=  preferred=no" in out
-    assert "provision: complete=no  done=[]  next=identity" in out
+    assert "provision: complete=no  failed=no  done=[]  next=identity" in out
     assert "drbd: resource=r0" in out and "cs=Unconfigured" in out
     assert "vip: address=192.168.0.105  held_here=no" in out
     assert "mariadb" in out
