@@ -163,7 +163,8 @@ def test_iso_has_efi_boot_image_payload_and_menu(built_iso: BuiltIso, tmp_path: 
     assert re.search(r"El Torito boot img :\s+1\s+UEFI\s+y\s+none", report), report
     assert f"El Torito img path :   1  /{ESP_FILE}" in report
     listing = _xorriso(iso, "-lsl", "/cluster-image")
-    m = re.search(r"(\d+) \S+ \S+ \S+ 'imgtest\.raw\.zst'", listing)
+    # size, month, day, time, name: `ls -l` pads a one-digit day with a second space ("Dec  3")
+    m = re.search(r"(\d+)\s+\S+\s+\d+\s+\S+\s+'imgtest\.raw\.zst'", listing)
     assert m and int(m.group(1)) > 50 << 20, listing
     assert "'imgtest.raw.size'" in listing
     # USB stick: GPT with the ESP as a partition.
