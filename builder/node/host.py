@@ -7,12 +7,43 @@ import os
 
 from builder.node.config import Cluster, Link, Node
 from builder.node.context import Ctx, atomic_write
+from builder.node.errors import NodeError
 
 log = logging.getLogger("clusterctl")
 
 NETWORK_DIR = "/etc/systemd/network"
 HOSTS_BEGIN = "# >>> cluster (managed by clusterctl from /etc/cluster/cluster.json) >>>"
 HOSTS_END = "# <<< cluster <<<"
+
+
+# After a reboot networkd applies the static addresses on its own schedule, and
+# `drbdadm up` fails at once if the replication address is not there yet (seen in
+# the lab: a resume after a power cut reached `up` before networkd had).
+ADDRESS_WAIT_S = 120.0
+
+
+def local_addresses(text: str) -> dict[str, str]:
+    """`ip -o addr` output -> {address: interface}."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 4 and words[2] in ("inet", "inet6"):
+            found[words[3].split("/")[0]] = words[1].rstrip(":").split("@")[0]
+    return found
+
+
+def wait_replication_address(ctx: Ctx, node: Node) -> None:
+    """Wait (bounded) until the replication address DRBD binds is on its interface."""
+    link = node.replication
+
+    def present() -> bool:
+        found = local_addresses(ctx.run(["ip", "-o", "addr", "show"], check=False).stdout)
+        return found.get(str(link.address)) == link.interface
+
+    if not ctx.wait_until(f"{link.address} on {link.interface}", present, ADDRESS_WAIT_S, 1.0):
+        raise NodeError(f"the replication address {link.address} is not on {link.interface} after "
+                        f"{ADDRESS_WAIT_S:.0f} s\nsee `networkctl status {link.interface}`; "
+                        f"{network_path(link)} sets it")
 
 
 def network_path(link: Link) -> str:

@@ -83,6 +83,7 @@ class Provisioner:
             # Recorded before create-md: "fresh" means our metadata, made by us.
             self.state.set("md_created", True)
             adm.run("create-md")
+        host.wait_replication_address(self.ctx, node)
         adm.up()
         connected = self.ctx.wait_until(
             f"the peer to connect on {drbd.resource}",

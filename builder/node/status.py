@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from builder.node import drbd, identity, probes
+from builder.node.host import local_addresses
 from builder.node.config import Cluster
 from builder.node.context import Ctx
 from builder.node.errors import NodeError
@@ -80,16 +81,6 @@ def _active(ctx: Ctx, unit: str) -> str:
 def heartbeat_section(ctx: Ctx, cluster: Cluster) -> dict[str, Any]:
     state = _active(ctx, "heartbeat.service")
     return {"running": state == "active", "state": state}
-
-
-def local_addresses(text: str) -> dict[str, str]:
-    """`ip -o addr` output -> {address: interface}."""
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 4 and words[2] in ("inet", "inet6"):
-            found[words[3].split("/")[0]] = words[1].rstrip(":").split("@")[0]
-    return found
 
 
 def vip_section(ctx: Ctx, cluster: Cluster) -> dict[str, Any]:

@@ -116,6 +116,10 @@ class World:
     not_installed: set[str] = field(default_factory=set)
     violations: list[str] = field(default_factory=list)
     ip_addr: str = ""
+    # After a boot networkd applies its files on its own schedule: the first this
+    # many `ip` calls of a boot see no address yet (the lab's resume after a power cut).
+    networkd_late_by: int = 0
+    ip_calls: int = 0
 
     BACKING = "/dev/disk/by-partlabel/drbd-r0"
     DEVICE = "/dev/drbd0"
@@ -155,6 +159,7 @@ class World:
         self.role = "Secondary"
         self.consistent_only = False
         self.units.clear()
+        self.ip_calls = 0
         self.write_proc()
 
     # -- DRBD model -----------------------------------------------------------
@@ -267,10 +272,24 @@ class World:
             (self.root / "proc/sys/kernel/hostname").write_text(a[-1] + "\n")
             return ok
         if tool == "ip":
-            return Result(argv, 0, self.ip_addr)
+            self.ip_calls += 1
+            late = self.ip_calls <= self.networkd_late_by
+            return Result(argv, 0, self.ip_addr or ("" if late else self._networkd_addresses()))
         if tool in ("udevadm", "networkctl", "hostname", "sync"):
             return ok
         return fail(f"{tool}: not simulated", 127)
+
+    def _networkd_addresses(self) -> str:
+        """What `ip -o addr show` lists once networkd applied the files the host step wrote
+        (format as iproute2 prints it); nothing before that."""
+        lines = []
+        for i, path in enumerate(sorted((self.root / "etc/systemd/network").glob("*.network")), start=2):
+            text = path.read_text()
+            name = next((ln.split("=", 1)[1] for ln in text.splitlines() if ln.startswith("Name=")), None)
+            addr = next((ln.split("=", 1)[1] for ln in text.splitlines() if ln.startswith("Address=")), None)
+            if name and addr:
+                lines.append(f"{i}: {name}    inet {addr} scope global {name}\\       valid_lft forever")
+        return "\n".join(lines) + ("\n" if lines else "")
 
     def _drbdadm(self, argv: tuple[str, ...], args: list[str], res: str) -> Result:
         cmd = " ".join(args)

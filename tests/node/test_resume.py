@@ -184,3 +184,32 @@ def _index_of(tmp_path: Path, argv: tuple[str, ...]) -> int:
     assert provision(world, runner) == 0
     root = str(world.root)
     return [tuple(a.replace(root, "") for a in c) for c in runner.calls].index(argv)
+
+
+def test_resume_waits_for_networkd_before_drbd_up(tmp_path: Path) -> None:
+    """kava1 in the lab: resumed after a cut inside the DRBD step, it reached `drbdadm up`
+    before networkd had put the replication address back (`IP 10.1.1.1 not found`)."""
+    _, expected, _, _ = reference(tmp_path, "preferred-with-peer")
+    world = new_world(tmp_path, "preferred-with-peer", "lab")
+    runner = FakeRunner(world)
+    runner.crash_at = _index_of(tmp_path, ("drbdadm", "up", "r0"))
+    with pytest.raises(PowerLoss):
+        provision(world, runner)
+    world.reboot()
+    world.networkd_late_by = 5
+    second = FakeRunner(world)
+    assert provision(world, second) == 0
+    tools = [c[0] if c[0] != "drbdadm" else " ".join(c[:2]) for c in second.commands()]
+    assert tools.index("drbdadm up") > [i for i, t in enumerate(tools) if t == "ip"][4]
+    world.reboot()
+    assert world_state(world) == expected
+
+
+def test_no_drbd_up_without_the_replication_address(tmp_path: Path) -> None:
+    world = new_world(tmp_path, "preferred-with-peer", "noaddr")
+    world.networkd_late_by = 10**6
+    runner = FakeRunner(world)
+    assert provision(world, runner) != 0
+    assert not [c for c in runner.commands("drbdadm") if c[1] == "up"]
+    state = (world.root / "var/lib/cluster/state.json").read_text()
+    assert "the replication address 10.1.1.1 is not on repl0" in state
