@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from builder.node import drbd, identity, probes
-from builder.node.host import local_addresses
 from builder.node.config import Cluster
 from builder.node.context import Ctx
 from builder.node.errors import NodeError
+from builder.node.host import local_addresses
 from builder.node.provision import load_state
 
 log = logging.getLogger("clusterctl")
