@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING
 
 from builder import __version__
 from builder.errors import BuilderError, InputError
-from builder.outdir import check_out, ensure_out_dir, terminate_as_interrupt, write_file
+from builder.outdir import check_out, terminate_as_interrupt, write_file
 
 if TYPE_CHECKING:
-    from builder.profile.load import Source
-    from builder.profile.model import Profile
-    from builder.profile.secrets import Secrets
+    from builder.pipeline import Context
 
 log = logging.getLogger("builder")
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -35,24 +33,17 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _load(args: argparse.Namespace) -> tuple[Source, Profile]:
-    from builder.profile.load import parse, resolve
+def _build(command: str, args: argparse.Namespace, progress: Callable[[str], None] | None = None) -> Context:
+    """The build commands run their plan of builder/pipeline.py's steps: load, check, secrets, ..."""
+    from builder import pipeline
 
-    source = resolve(args.profile)
-    return source, parse(source)
-
-
-# Every command: load the profile, check every option and path, then the secrets (the
-# first write), then the work: a bad option leaves nothing behind, not even a secrets file.
+    return pipeline.run(pipeline.Context(command, options=args, progress=progress))
 
 
-def _secrets(source: Source, *, quiet: bool = False) -> Secrets:
-    from builder.profile.secrets import load_or_create
+def _took(ctx: Context) -> None:
+    from builder import pipeline
 
-    value, path, created = load_or_create(source)
-    if created and not quiet:
-        say(f"created the cluster's secrets in {path} (mode 0600; keep it, both nodes need the same)")
-    return value
+    log.info(pipeline.summary(ctx))
 
 
 @command
@@ -66,7 +57,9 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 @command
 def cmd_validate(args: argparse.Namespace) -> int:
-    source, profile = _load(args)
+    from builder.pipeline import read_profile
+
+    source, profile = read_profile(args.profile)
     say(f"{source.name}: ok ({profile.cluster.name}: {len(profile.nodes)} nodes, "
         f"{len(profile.services)} services, release {profile.cluster.release})")
     return 0
@@ -74,21 +67,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_render(args: argparse.Namespace) -> int:
-    from builder.render import render
-
-    source, profile = _load(args)
-    out = check_out(args.out, option="--out", kind="replace", command="render", source=source)
-    tree = render(profile, _secrets(source))
-    tree.write_atomically(out, profile_name=profile.cluster.name)
-    say(f"wrote {len(tree.files)} files to {out}")
+    ctx = _build("render", args)
+    assert ctx.tree is not None
+    say(f"wrote {len(ctx.tree.files)} files to {ctx.out}")
+    _took(ctx)
     return 0
 
 
 @command
 def cmd_secrets(args: argparse.Namespace) -> int:
+    from builder.pipeline import read_profile
     from builder.profile import secrets
 
-    source, _profile = _load(args)
+    source, _profile = read_profile(args.profile)
     value, path, created = secrets.load_or_create(source)
     if args.set_smtp_password:
         if sys.stdin.isatty():
@@ -132,112 +123,82 @@ def _is_schema(data: bytes) -> bool:
 
 @command
 def cmd_package(args: argparse.Namespace) -> int:
-    from builder.packaging.build import build_packages, check_build_number, formats_from
-    from builder.render import render
-
-    source, profile = _load(args)
-    formats = formats_from(args.format)
-    build = check_build_number(args.build_number)
-    out = check_out(args.out, option="--out", kind="into", command="package", source=source)
-    tree = render(profile, _secrets(source))
-    ensure_out_dir(out, command="package", profile_name=profile.cluster.name)  # marked: builder's from now on
-    for path in build_packages(profile, tree, formats, out, build):
+    ctx = _build("package", args)
+    for path in ctx.packages:
         print(path)
+    _took(ctx)
     return 0
 
 
 @command
 def cmd_repo(args: argparse.Namespace) -> int:
-    from builder.packaging.build import FORMATS, build_packages, check_build_number
-    from builder.packaging.repo import build_repo
-    from builder.render import render
-
-    source, profile = _load(args)
-    build = check_build_number(args.build_number)
-    out = check_out(args.out, option="--out", kind="into", command="repo", source=source)
-    check_out(str(out / "packages"), option="--out", kind="into", command="repo", source=source)
-    for sub in ("apt", "yum"):  # replaced whole: only what `builder repo` made
-        check_out(str(out / sub), option="--out", kind="replace", command="repo", source=source)
-    tree = render(profile, _secrets(source))
-    for folder in (out, out / "packages"):
-        ensure_out_dir(folder, command="repo", profile_name=profile.cluster.name)
-    packages = build_packages(profile, tree, FORMATS, out / "packages", build)
-    repo = build_repo(packages, out, profile_name=profile.cluster.name)
+    ctx = _build("repo", args)
+    repo = ctx.outputs[0]
     say(f"apt: deb [trusted=yes] file:{repo / 'apt'} ./   yum: baseurl=file://{repo / 'yum'}")
+    _took(ctx)
     return 0
 
 
 @command
 def cmd_image(args: argparse.Namespace) -> int:
-    from builder.image.build import CACHE_ENTRIES, default_cache_dir, parse_formats
-    from builder.image.pipeline import node_image
     from builder.image.progress import Stages
-    from builder.packaging.build import check_build_number
 
-    source, profile = _load(args)
-    formats = parse_formats(args.format)
-    if args.node is not None and args.node not in {n.name for n in profile.nodes}:
-        raise InputError(f"--node {args.node!r}: not a node of {profile.cluster.name}",
-                         hint=f"use one of: {', '.join(n.name for n in profile.nodes)}")
-    build = check_build_number(args.build_number)
-    out = check_out(args.out, option="--out", kind="into", command="image", source=source)
-    cache_value = args.cache_dir if args.cache_dir is not None else str(default_cache_dir())
-    cache = check_out(cache_value, option="--cache-dir", kind="into", command="image", source=source,
-                      allow=CACHE_ENTRIES)
-    if out == cache or out.is_relative_to(cache) or cache.is_relative_to(out):
-        raise InputError(f"--out {args.out!r} and --cache-dir {cache_value!r} overlap",
-                         hint="keep the images and mkosi's caches in separate folders")
-    secrets = _secrets(source)
-    ensure_out_dir(out, command="image", profile_name=profile.cluster.name)
     stages = Stages()
-    outputs = node_image(profile, secrets, out, formats, cache, args.node, stages, build)
+    ctx = _build("image", args, stages)
     stages.finish("image ready")
-    for path in outputs:
+    for path in ctx.outputs:
         print(path)
+    _took(ctx)
     return 0
 
 
 @command
 def cmd_doctor(args: argparse.Namespace) -> int:
-    import shutil
-
+    from builder import tools
     from builder.image.mkosi_tool import find_mkosi
+    from builder.lab.site import CHRONYD
 
-    problems = 0
-    for tool, why in (("drbdadm", "checks DRBD configs"), ("shellcheck", "checks scripts"),
-                      ("dpkg-deb", "builds .deb"), ("rpmbuild", "builds .rpm"), ("lintian", "checks .deb"),
-                      ("rpmlint", "checks .rpm"), ("createrepo_c", "yum repositories"),
-                      ("apt-ftparchive", "apt repositories"), ("mmdebstrap", "acceptance roots"),
-                      ("qemu-img", "qcow2 images"), ("qemu-system-x86_64", "boot tests and the lab"),
-                      ("xorriso", "installer ISO"), ("mkfs.vfat", "installer ISO (dosfstools)"),
-                      ("mcopy", "installer ISO (mtools)"), ("zstd", "installer ISO"),
-                      ("msmtp", "alert mail tests")):
-        path = shutil.which(tool)
-        print(f"{'ok  ' if path else 'MISSING'} {tool:20} {path or ''}  ({why})")
-        problems += path is None
+    def row(state: str, name: str, package: str, stages: str, why: str, where: str = "") -> None:
+        print(f"{state:7} {name:33} {package:18} {stages:16} {why}" + (f" [{where}]" if where else ""))
+
+    # Every tool of the one table (builder/tools.py), with the stages that need it.
+    gone = []
+    for t in tools.TOOLS:
+        found = t.where()
+        if t.kind == "setup":
+            row("-", t.name, t.package, ",".join(t.stages), t.why, "installed by setup.sh, not checked")
+            continue
+        gone += [] if found else [t]
+        row("ok" if found else "MISSING", t.name, t.package, ",".join(t.stages), t.why, found)
+    problems = [t.name for t in gone]
+    # Not Debian packages of the host: setup.sh unpacks them privately.
     try:
-        mkosi = find_mkosi()
-        print(f"ok   mkosi                {mkosi.describe()}")
+        row("ok", "mkosi", "(setup-mkosi.sh)", "image", find_mkosi().describe())
     except BuilderError as e:
-        print(f"MISSING mkosi: {e.message}")
-        problems += 1
+        row("MISSING", "mkosi", "(setup-mkosi.sh)", "image", e.message)
+        problems.append("mkosi")
+    chronyd = CHRONYD.is_file()
+    row("ok" if chronyd else "MISSING", "chronyd", "(chrony, unpacked)", "lab", "the lab site's time server",
+        str(CHRONYD))
+    problems += [] if chronyd else ["chronyd"]
     if problems:
-        raise BuilderError(f"{problems} tool(s) missing", hint="run `bash scripts/setup.sh` as root")
+        raise BuilderError(f"{len(problems)} host tool(s) missing: {', '.join(problems)}",
+                           hint=tools.fix(gone) if gone else tools.SETUP)
     return 0
-
 
 @command
 def cmd_lab(args: argparse.Namespace) -> int:
     import json
 
     from builder.lab import lab
+    from builder.pipeline import load_secrets, read_profile
 
-    source, profile = _load(args)
+    source, profile = read_profile(args.profile)
     iso, image = lab.check_inputs(profile, args.verb, args.image, args.install_from_iso)
     report_file = (check_out(args.report, option="--report", kind="file", command="lab", source=source,
                              owned=lab.is_report) if args.report is not None else None)
     lab.check_folders(profile, args.verb, source)
-    cluster = lab.cluster_for(profile, _secrets(source), image, args.accel)
+    cluster = lab.cluster_for(profile, load_secrets(source), image, args.accel)
     if args.verb == "bench":
         from builder.lab import bench
 

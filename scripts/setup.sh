@@ -18,24 +18,15 @@ case "${VERSION_CODENAME:-}" in
     *) echo "setup: needs Debian 12 (bookworm) or 13 (trixie), this is ${PRETTY_NAME:-unknown}" >&2; exit 1 ;;
 esac
 
-# Host tools, by the stage that needs them.
-packages=(
-    # build side: python and the venv
-    python3 python3-venv python3-pip git make
-    # real tools that check the rendered configs
-    drbd-utils heartbeat shellcheck systemd util-linux iproute2
-    # packaging: deb, rpm, repositories, acceptance roots, builder's own .deb
-    dpkg-dev fakeroot lintian rpm rpmlint createrepo-c apt-utils mmdebstrap
-    python3-stdeb python3-all dh-python debhelper gnupg zstd
-    # images and the lab
-    qemu-system-x86 qemu-utils ovmf xorriso e2fsprogs fdisk systemd-container curl
-    # the installer ISO: its EFI system partition image (FAT), written without mounting
-    dosfstools mtools
-    # alerts: the mail client the nodes use, and a real SMTP server for tests
-    msmtp python3-aiosmtpd openssl
-    # lab clients: SQL through the VIP; the lab's site DNS (no daemon: -base)
-    mariadb-client dnsmasq-base
-)
+# Host tools: the one table in builder/tools.py (`builder doctor` prints it) says
+# which package each tool comes from. Reading it takes Debian's python3 and
+# nothing else: no venv yet.
+if [ ! -x /usr/bin/python3 ]; then
+    apt-get update -q || echo "setup: apt-get update reported errors; continuing with what is reachable" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3
+fi
+list=$(PYTHONPATH="$repo" /usr/bin/python3 -S -m builder.tools apt-packages)
+mapfile -t packages <<<"$list"
 
 stamp=/var/lib/builder/setup-apt.stamp
 want=$(printf '%s\n' "${packages[@]}" | sort | sha256sum | cut -c1-16)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.lab.native import NativeCluster, failover_figures
 from builder.profile.load import load_profile
 from builder.render import render
 from tests.conftest import FAKE_SECRETS
+from tests.native_heartbeat import NativeCluster, failover_figures
 
 # Each boots two heartbeat daemons and waits out real timeouts: ~40 s apiece.
 pytestmark = pytest.mark.slow

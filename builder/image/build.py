@@ -27,10 +27,11 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from builder import tools
 from builder.errors import BuilderError, InputError
 from builder.image import iso
 from builder.image.config import image_spec, read_deb, render
-from builder.image.mkosi_tool import SETUP_HINT, MkosiTool, find_mkosi, mkosi_argv
+from builder.image.mkosi_tool import MkosiTool, find_mkosi, mkosi_argv
 from builder.image.stream import run_logged
 from builder.profile.model import Profile
 from builder.run import run
@@ -134,10 +135,9 @@ def build_image(
     local_debs = [read_deb(Path(p).absolute()) for p in debs]
     spec = image_spec(profile, local_debs, node)
     tool = tool or find_mkosi()
-    if not shutil.which("qemu-img") and "qcow2" in fmts:
-        raise BuilderError("qemu-img not found (needed for qcow2)", hint=SETUP_HINT)
-    if "iso" in fmts:
-        iso.check_tools()
+    for fmt in ("qcow2", "iso"):  # fail before mkosi spends minutes
+        if fmt in fmts:
+            tools.require(fmt)
 
     for d in ("cache", "packages", "output", "workspace", "config", "logs"):
         (cache_dir / d).mkdir(parents=True, exist_ok=True)

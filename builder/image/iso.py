@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import templates
+from builder import templates, tools
 from builder.errors import BuilderError, InputError
 from builder.image.config import TOOLS_TREE_RELEASE, _text, resolve_mirrors
 from builder.image.mkosi_tool import MkosiTool, mkosi_argv
@@ -77,7 +77,6 @@ INSTALLER_CMDLINE = ("console=tty0", "console=ttyS0,115200", "audit=0", "systemd
 MENU_TIMEOUT = 5
 IMAGE_DIR = "cluster-image"
 ESP_FILE = "efiboot.img"
-ISO_TOOLS = ("xorriso", "zstd", "mkfs.vfat", "mmd", "mcopy")
 AUTO_ENTRY = "10-install.conf"
 
 
@@ -221,15 +220,6 @@ def render(spec: InstallerSpec, dest: Path, *, tools_tree: Path | None) -> Path:
     return replace_dir(dest, fill, command=None, mode=0o755)
 
 
-def check_tools() -> None:
-    missing = [t for t in ISO_TOOLS if not shutil.which(t)]
-    if missing:
-        raise BuilderError(
-            f"{', '.join(missing)} not found (needed for the ISO)",
-            hint="run `bash scripts/setup.sh` as root (packages xorriso, zstd, dosfstools, mtools)",
-        )
-
-
 def build_installer(spec: InstallerSpec, cache_dir: Path, tool: MkosiTool, say: Progress) -> tuple[Path, Path]:
     """Build the installer UKI with mkosi: (UKI, systemd-boot binary) in cache_dir/output.
 
@@ -349,7 +339,7 @@ def build_iso(
     """
     if not raw.is_file():
         raise InputError(f"no node image {raw}", hint="build it with `builder image --format raw` first")
-    check_tools()
+    tools.require("iso")
     spec = installer_spec(profile, mirrors=mirrors)
     say(f"Building the installer system (Debian {spec.release}, mkosi Format=uki)")
     uki, boot = build_installer(spec, cache_dir, tool, say)

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from builder.image.pipeline import node_image
 from builder.lab import lab, scenario
 from builder.lab.cluster import Cluster
 from builder.outdir import write_file
+from builder.pipeline import node_image
 from builder.profile.model import Profile
 
 # ha.cf of the seed tutorial: keepalive 2, deadtime 30, warntime 10, initdead 120 (seconds).

@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from builder import tools
 from builder.errors import BuilderError
 from builder.image.stream import strip_ansi
 
@@ -101,8 +102,7 @@ def install_from_iso(
     Raises InstallRefused when the installer refuses the disk, InstallError on
     any other failure or timeout; both carry the console tail.
     """
-    if not shutil.which("qemu-system-x86_64") or not OVMF_CODE.exists():
-        raise BuilderError("qemu-system-x86_64 and OVMF are needed", hint="run `bash scripts/setup.sh` as root")
+    tools.require("vm")
     for f in (iso, disk):
         if not f.is_file():
             raise BuilderError(f"no such file: {f}")

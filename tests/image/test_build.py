@@ -11,9 +11,9 @@ import pytest
 
 from builder.errors import BuilderError
 from builder.image import build_image
-from builder.image.inspect import ESP, ROOT_X86_64, Entry, RootFs, partitions
 from tests.image.conftest import Built
 from tests.image.helpers import TEST_KEY, TEST_PACKAGE, make_profile, make_test_deb
+from tests.image.inspect_image import ESP, ROOT_X86_64, Entry, RootFs, partitions
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,6 @@ import pytest
 from builder.cli import parser
 from builder.errors import BuilderError, InputError
 from builder.image import build_image, find_mkosi, parse_formats
-from builder.image.inspect import RootFs
 from builder.image.iso import (
     AUTO_ENTRY,
     ESP_FILE,
@@ -37,6 +36,7 @@ from builder.image.progress import Stages
 from builder.lab.install import InstallRefused, install_from_iso
 from tests.image.conftest import image_cache_dir
 from tests.image.helpers import FAKE_MIRROR, MARK, make_profile, make_test_deb
+from tests.image.inspect_image import RootFs
 
 SCRIPT = Path(__file__).parents[2] / "images" / "installer" / "install.sh"
 INSTALL_TIMEOUT = float(os.environ.get("BUILDER_TEST_INSTALL_TIMEOUT", "1500"))

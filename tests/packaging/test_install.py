@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from builder import tools
 from builder.mirror import mirror_for
 from builder.packaging import build_packages, build_repo
 from builder.packaging.model import Package
-from builder.packaging.roots import Root, apt_cache_dir, require_tools, root_tarball
 from builder.profile.model import Profile
 from builder.run import run
 from builder.staging import Tree
+from tests.packaging.roots import Root, apt_cache_dir, root_tarball
 
 pytestmark = pytest.mark.slow
 APT = ["apt-get", "-y", "-q", "--no-install-recommends"]
@@ -25,7 +26,7 @@ KEEP_OLD = ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--fo
 
 @pytest.fixture(scope="session")
 def tarball(pbx: Profile) -> Path:
-    require_tools("mmdebstrap", "unshare")
+    tools.require("tests")  # mmdebstrap, unshare, rpm: named, with the fix, before minutes of mmdebstrap
     # The profile's own release: the package's Depends are resolved against it.
     return root_tarball(pbx.cluster.release, mirror_for(pbx.cluster.mirror), include=["systemd"])
 
@@ -130,7 +131,6 @@ def test_rpm_install_in_root(tarball: Path, tmp_path: Path, pkg: Package, built:
     # rpm runs the scriptlets chrooted into --root: the Debian root gives them a
     # shell and systemctl. --nodeps: heartbeat and friends are Debian packages here.
     with Root(tarball, tmp_path) as root:
-        require_tools("rpm")
         run(["rpm", "--root", root.path, "--initdb"])
         proc = run(["rpm", "-i", "--root", root.path, "--nodeps", built["rpm"]], check=False)
         assert proc.returncode == 0 and "scriptlet failed" not in proc.stdout, proc.stdout

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from builder.mirror import mirror_for
-from builder.packaging.roots import Root, apt_cache_dir, root_tarball
 from tests.conftest import REPO
+from tests.packaging.roots import Root, apt_cache_dir, root_tarball
 
 pytestmark = pytest.mark.slow
 APT = ["apt-get", "-y", "-q", "--no-install-recommends"]

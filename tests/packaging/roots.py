@@ -16,7 +16,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from builder.errors import BuilderError
 from builder.run import run
 
 # Forbids every service start inside the root (Debian policy interface).
@@ -113,11 +112,3 @@ class Root:
 def apt_cache_dir(release: str) -> Path:
     return cache_dir().parent / "apt-archives" / release
 
-
-def require_tools(*names: str) -> None:
-    missing = [n for n in names if shutil.which(n) is None]
-    if missing:
-        raise BuilderError(
-            "missing host tools: " + ", ".join(missing),
-            hint="apt-get install " + " ".join(missing),
-        )
