@@ -135,15 +135,21 @@ def test_the_cut_points_of_the_issue_are_all_visited(tmp_path: Path, scenario: s
             f"{scenario}: never passes {point}")
 
 
-def test_lab_power_cut_right_after_create_md_and_up(tmp_path: Path) -> None:
-    """kava1 in the lab: cut after `up`; the next boot found "unclean" metadata and stopped."""
-    _, expected, destructive, _ = reference(tmp_path, "preferred-with-peer")
+def _cut_right_after_up(tmp_path: Path) -> World:
+    """kava1's first boot, power lost right after `drbdadm up`, then the reboot."""
     world = new_world(tmp_path, "preferred-with-peer", "lab")
     runner = FakeRunner(world)
     runner.crash_at = _index_of(tmp_path, ("drbdadm", "up", "r0"))
     with pytest.raises(PowerLoss):
         provision(world, runner)
     world.reboot()
+    return world
+
+
+def test_lab_power_cut_right_after_create_md_and_up(tmp_path: Path) -> None:
+    """kava1 in the lab: cut after `up`; the next boot found "unclean" metadata and stopped."""
+    _, expected, destructive, _ = reference(tmp_path, "preferred-with-peer")
+    world = _cut_right_after_up(tmp_path)
     assert world.md and not world.md_clean  # what drbdmeta calls unclean
     second = FakeRunner(world)
     assert provision(world, second) == 0
@@ -190,12 +196,7 @@ def test_resume_waits_for_networkd_before_drbd_up(tmp_path: Path) -> None:
     """kava1 in the lab: resumed after a cut inside the DRBD step, it reached `drbdadm up`
     before networkd had put the replication address back (`IP 10.1.1.1 not found`)."""
     _, expected, _, _ = reference(tmp_path, "preferred-with-peer")
-    world = new_world(tmp_path, "preferred-with-peer", "lab")
-    runner = FakeRunner(world)
-    runner.crash_at = _index_of(tmp_path, ("drbdadm", "up", "r0"))
-    with pytest.raises(PowerLoss):
-        provision(world, runner)
-    world.reboot()
+    world = _cut_right_after_up(tmp_path)
     world.networkd_late_by = 5
     second = FakeRunner(world)
     assert provision(world, second) == 0
