@@ -24,7 +24,7 @@ from builder.templating import environment
 from tests.conftest import FAKE_SECRETS, pbx_ha_data, write_profile
 from tests.smtp_relay import USER, smtp_relay
 
-MIRRORS = ("http://deb.debian.org/debian", None)
+MIRRORS = ("http://mirror.example.invalid/debian", None)
 
 
 def forced(model: Any, path: tuple[str | int, ...], value: Any) -> Any:
@@ -109,7 +109,7 @@ def test_word_refuses_anything_but_a_bare_token(value: str) -> None:
 
 
 def test_word_passes_names_paths_addresses() -> None:
-    for value in ("kava1", "/dev/disk/by-id/ata-X_1:0", "ops+alerts@example.org", "http://deb.debian.org/debian",
+    for value in ("kava1", "/dev/disk/by-id/ata-X_1:0", "ops+alerts@example.org", "http://mirror.example.invalid/debian",
                   "1.0~rc1", "fe80::1"):
         assert one("{{ v | word }}", v=value) == value
 
