@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 import shlex
 import unicodedata
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import jinja2
@@ -100,26 +101,25 @@ def sh(context: Context, value: object) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def _token(pattern: str, why: str) -> Callable[[Context, object], str]:
+    """A filter for places that cannot quote: the value as it is if it matches whole, else refused."""
+    regex = re.compile(pattern)
+
+    @jinja2.pass_context
+    def check(context: Context, value: object) -> str:
+        text = str(value)
+        if not regex.fullmatch(text):
+            _refuse(context, value, why)
+        return text
+
+    return check
+
+
 # No leading '-' (an option to whatever reads it).
-_WORD = re.compile(r"[A-Za-z0-9_.:/@+~][A-Za-z0-9_.:/@+~-]*")
-_HARES = re.compile(r"[A-Za-z0-9_./@+~][A-Za-z0-9_./@+~-]*")
-
-
-@jinja2.pass_context
-def word(context: Context, value: object) -> str:
-    text = str(value)
-    if not _WORD.fullmatch(text):
-        _refuse(context, value, "only letters, digits and _.:/@+~- can stand unquoted here")
-    return text
-
-
-@jinja2.pass_context
-def hares(context: Context, value: object) -> str:
-    text = str(value)
-    if not _HARES.fullmatch(text):
-        _refuse(context, value, "haresources splits resources at spaces and arguments at '::' and cannot quote; "
-                                "only letters, digits and _./@+~- fit")
-    return text
+word = _token(r"[A-Za-z0-9_.:/@+~][A-Za-z0-9_.:/@+~-]*", "only letters, digits and _.:/@+~- can stand unquoted here")
+hares = _token(r"[A-Za-z0-9_./@+~][A-Za-z0-9_./@+~-]*",
+               "haresources splits resources at spaces and arguments at '::' and cannot quote; "
+               "only letters, digits and _./@+~- fit")
 
 
 def drbd(value: object) -> str:
@@ -147,8 +147,6 @@ def sql(context: Context, value: object) -> str:
 
 
 _DEB_RELATION = re.compile(r"[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?( *\( *(<<|<=|=|>=|>>) *[A-Za-z0-9.+~:-]+ *\))?")
-_RPM_DEPENDENCY = re.compile(
-    r"[A-Za-z0-9_/][A-Za-z0-9_.+/-]*(\([A-Za-z0-9_.:+-]+\))?( +(<|>|<=|>=|=) +[A-Za-z0-9_.+~^:-]+)?")
 
 
 @jinja2.pass_context
@@ -159,12 +157,8 @@ def debdep(context: Context, value: object) -> str:
     return text
 
 
-@jinja2.pass_context
-def rpmdep(context: Context, value: object) -> str:
-    text = str(value)
-    if not _RPM_DEPENDENCY.fullmatch(text):
-        _refuse(context, value, "not an RPM dependency such as `name` or `name >= 1.0`")
-    return text
+rpmdep = _token(r"[A-Za-z0-9_/][A-Za-z0-9_.+/-]*(\([A-Za-z0-9_.:+-]+\))?( +(<|>|<=|>=|=) +[A-Za-z0-9_.+~^:-]+)?",
+                "not an RPM dependency such as `name` or `name >= 1.0`")
 
 
 def block(value: object) -> Block:

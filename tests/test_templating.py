@@ -258,7 +258,6 @@ def test_a_hostile_rpm_package_name_is_refused_and_never_runs(tmp_path: Path, pb
     assert not out.exists() or not list(out.glob("*.rpm"))
 
 
-@pytest.mark.skipif(not shutil.which("rpmspec"), reason="rpmspec (rpm) not installed")
 def test_percent_in_a_spec_value_stays_literal_for_rpm(tmp_path: Path, pbx: Profile) -> None:
     marker = tmp_path / "marker"
     summary = f"50% done %(touch {marker}) %{{name}}"
@@ -330,7 +329,6 @@ def _msmtprc(tmp_path: Path, port: int, cert: Path, password: str) -> Path:
     return conf
 
 
-@pytest.mark.skipif(not shutil.which("msmtp"), reason="msmtp not installed")
 def test_msmtp_reads_quoted_values_whole(tmp_path: Path) -> None:
     with smtp_relay(tmp_path, HOSTILE_PASSWORD) as (sink, port, cert):
         conf = _msmtprc(tmp_path, port, cert, HOSTILE_PASSWORD)

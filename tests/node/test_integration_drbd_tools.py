@@ -97,7 +97,6 @@ def _loop(img: Path, size: int) -> str:
     return r.stdout.strip()
 
 
-@pytest.mark.skipif(not Path(tool_answers.DRBDADM_84).exists(), reason="drbd-utils' 8.4 drbdadm not installed")
 def test_the_fake_runners_answers_are_the_real_tools_answers() -> None:
     """fixtures/tool-answers.json, entry by entry, against drbdadm-84/drbdmeta (v08
     metadata, as on the nodes), blkid, wipefs and mount on loop devices; the
